@@ -1,0 +1,5 @@
+import sys
+
+from lvscheck.cli import main
+
+sys.exit(main())

@@ -1,0 +1,24 @@
+"""``connect``: a TCP connect, as ldirectord's ``checktype=connect``."""
+
+from __future__ import annotations
+
+from lvscheck.checktype import Check
+from lvscheck.engine.probe import Probe
+from lvscheck.hookspecs import hookimpl
+from lvscheck.model import Outcome
+from lvscheck.plugins import CheckRegistry
+
+
+class ConnectCheck(Check):
+    name = "connect"
+    summary = "TCP connect to the real server, then close (ldirectord checktype=connect)"
+    timeout_option = "checktimeout"
+
+    async def probe(self, probe: Probe) -> Outcome:
+        await probe.connect()
+        return Outcome.up("TCP connect succeeded")
+
+
+@hookimpl
+def lvscheck_register_checks(register: CheckRegistry) -> None:
+    register.add(ConnectCheck)

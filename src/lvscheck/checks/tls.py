@@ -1,0 +1,45 @@
+"""TLS client contexts shared by every check that speaks TLS.
+
+Building an ``SSLContext`` (and loading the system CA store) costs milliseconds;
+one context per distinct setting is built once per process and reused by every
+check that asks for the same setting.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+
+from lvscheck.model import Option
+
+__all__ = ["TLS_OPTIONS", "client_context"]
+
+TLS_OPTIONS: tuple[Option, ...] = (
+    Option("tlsverify", "verify the server certificate and its name (yes/no)", "yes"),
+    Option("cafile", "PEM file of CAs to trust instead of the system store"),
+    Option("certfile", "PEM client certificate to present (with keyfile, or containing the key)"),
+    Option("keyfile", "PEM private key of the client certificate"),
+)
+
+
+@functools.cache
+def client_context(
+    verify: bool = True,
+    cafile: str | None = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> ssl.SSLContext:
+    """A client context for these settings, built once and shared.
+
+    Raises ``OSError``/``ssl.SSLError`` when a file cannot be loaded; callers turn
+    that into an option error at prepare time.
+    """
+    if verify:
+        ctx = ssl.create_default_context(cafile=cafile)
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if certfile:
+        ctx.load_cert_chain(certfile, keyfile)
+    return ctx

@@ -1,0 +1,174 @@
+"""The base class every check type derives from, and parsers for option values.
+
+A check type is a subclass of :class:`Check` with a ``name``, the ``options`` it
+accepts and one coroutine, :meth:`Check.probe`, that talks to the real server
+and returns an :class:`~lvscheck.model.Outcome`.  :meth:`Check.prepare` parses
+and validates the options once (compiles regexes, builds TLS contexts), so a
+long-running director reuses the prepared check for every round.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from lvscheck.errors import OptionError
+from lvscheck.model import MAX_WEIGHT, CheckSpec, Option, Outcome
+
+if TYPE_CHECKING:
+    from lvscheck.engine.probe import Probe
+
+__all__ = [
+    "COMMON_OPTIONS",
+    "DEFAULT_TIMEOUT",
+    "Check",
+    "parse_bool",
+    "parse_port",
+    "parse_regex",
+    "parse_seconds",
+    "parse_weight",
+]
+
+#: Seconds a check may take when neither checktimeout nor negotiatetimeout is set.
+#: Below ldirectord's checktimeout default (5 s) is not needed: we *are* the deadline.
+DEFAULT_TIMEOUT = 5.0
+
+
+def parse_seconds(text: str) -> float:
+    try:
+        value = float(text.strip().removesuffix("s"))
+    except ValueError:
+        raise ValueError("expected a number of seconds such as 3 or 0.5") from None
+    if not 0 < value <= 3600:
+        raise ValueError("expected a number of seconds above 0 and at most 3600")
+    return value
+
+
+def parse_port(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError("expected a port number 1..65535")
+    return int(text)
+
+
+def parse_weight(text: str) -> int:
+    if not text.strip().isdigit() or not 0 <= int(text) <= MAX_WEIGHT:
+        raise ValueError(f"expected a weight 0..{MAX_WEIGHT}")
+    return int(text)
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("yes", "true", "on", "1"):
+        return True
+    if lowered in ("no", "false", "off", "0"):
+        return False
+    raise ValueError("expected yes or no")
+
+
+def parse_regex(text: str) -> re.Pattern[bytes]:
+    """A ``receive`` expression, matched against raw bytes (ldirectord matches the raw body)."""
+    try:
+        return re.compile(text.encode("utf-8", "surrogateescape"))
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+
+
+COMMON_OPTIONS: tuple[Option, ...] = (
+    Option("checkport", "port to check instead of the real server's port", None, parse_port),
+    Option(
+        "checktimeout",
+        f"seconds for the whole check when negotiatetimeout is not set (default {DEFAULT_TIMEOUT:g})",
+        None,
+        parse_seconds,
+    ),
+    Option(
+        "negotiatetimeout",
+        "seconds for the whole check: connect, TLS, request and reply together",
+        None,
+        parse_seconds,
+    ),
+    Option("connecttimeout", "seconds allowed for the TCP connect alone", None, parse_seconds),
+)
+
+
+class Check:
+    """Base class of check types.  Subclasses set the class attributes and ``probe``."""
+
+    #: The check type's name, as written after ``lvscheck run`` or in ``service=``.
+    name: ClassVar[str]
+    #: One line for ``lvscheck checks``.
+    summary: ClassVar[str] = ""
+    #: Port used when neither the target nor ``checkport`` gives one.
+    default_port: ClassVar[int | None] = None
+    #: Options this type accepts, on top of :data:`COMMON_OPTIONS`.
+    options: ClassVar[tuple[Option, ...]] = ()
+    #: Which option bounds the whole check first: ldirectord uses checktimeout for
+    #: connect-type checks and negotiatetimeout for protocol dialogues.
+    timeout_option: ClassVar[str] = "negotiatetimeout"
+
+    def __init__(self, spec: CheckSpec, opts: Mapping[str, Any]) -> None:
+        self.spec = spec
+        self.opts = opts
+        self.timeout: float = self._total_timeout(opts)
+        self.connect_timeout: float = min(opts["connecttimeout"] or self.timeout, self.timeout)
+        self.port: int | None = opts["checkport"] or spec.target.port or self.default_port
+        self.secrets: tuple[str, ...] = tuple(
+            str(spec.options[o.name]) for o in self.all_options() if o.secret and spec.options.get(o.name)
+        )
+        self.setup()
+
+    def _total_timeout(self, opts: Mapping[str, Any]) -> float:
+        other = "checktimeout" if self.timeout_option == "negotiatetimeout" else "negotiatetimeout"
+        value = opts[self.timeout_option] or opts[other]
+        return float(value) if value else DEFAULT_TIMEOUT
+
+    @classmethod
+    def all_options(cls) -> tuple[Option, ...]:
+        return COMMON_OPTIONS + cls.options
+
+    @classmethod
+    def prepare(cls, spec: CheckSpec) -> Check:
+        """Parse and validate ``spec.options``; raise :class:`OptionError` naming the bad one."""
+        known = {o.name: o for o in cls.all_options()}
+        unknown = [k for k in spec.options if k not in known]
+        if unknown:
+            raise OptionError(
+                f"check type {cls.name!r} has no option {unknown[0]!r}; accepted: {', '.join(sorted(known))}"
+            )
+        opts: dict[str, Any] = {}
+        for name, option in known.items():
+            text = spec.options.get(name, option.default)
+            if text is None:
+                opts[name] = None
+                continue
+            try:
+                opts[name] = option.parse(text)
+            except ValueError as exc:
+                shown = "(hidden)" if option.secret else repr(text)
+                raise OptionError(
+                    f"check type {cls.name!r}: option {name}={shown} is not valid: {exc}"
+                ) from None
+        check = cls(spec, opts)
+        if check.port is None:
+            raise OptionError(
+                f"check type {cls.name!r} has no default port: give {spec.target.host}:PORT or checkport=PORT"
+            )
+        return check
+
+    def setup(self) -> None:
+        """Validate option combinations and build reusable state (TLS contexts, ...).
+
+        Raise :class:`OptionError` for a combination that cannot work.
+        """
+
+    async def probe(self, probe: Probe) -> Outcome:
+        """Talk to the real server and judge it.  Raise nothing you can return instead."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """A short label for logs: ``http GET /test.html 10.0.0.2:80``."""
+        return f"{self.name} {self.spec.target.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.describe()

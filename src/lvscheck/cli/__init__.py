@@ -1,0 +1,100 @@
+"""The ``lvscheck`` command.  argparse, and each subcommand imports what it needs itself."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from lvscheck._version import __version__
+
+__all__ = ["EXIT_UNKNOWN", "main"]
+
+#: Nagios "UNKNOWN": bad usage, bad options, a config that cannot be used.
+EXIT_UNKNOWN = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lvscheck", description="Health checks for LVS/IPVS real servers.")
+    parser.add_argument("--version", action="version", version=f"lvscheck {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log probes to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser(
+        "run",
+        help="check one real server once (Nagios plugin conventions)",
+        description=(
+            "Check one real server once.  Exit 0 up, 1 degraded, 2 down, 3 unknown "
+            "(bad usage), and print one Nagios status line with perfdata."
+        ),
+    )
+    run.add_argument("check", nargs="?", metavar="CHECK", help="check type, e.g. http, https, connect")
+    run.add_argument("target", nargs="?", metavar="HOST[:PORT]", help="the real server")
+    run.add_argument("options", nargs="*", metavar="key=value", help="check options (see `lvscheck checks`)")
+    run.add_argument("--config", metavar="FILE", help="run every check of an ldirectord.cf once")
+    run.add_argument(
+        "-w", "--weight", type=int, default=1, help="configured weight of a healthy real (default 1)"
+    )
+    run.add_argument("--json", action="store_true", help="print one JSON object instead of a status line")
+    run.add_argument(
+        "--exit-codes",
+        choices=("nagios", "misc-dynamic"),
+        default="nagios",
+        help="nagios (default): 0 up 1 degraded 2 down 3 unknown; "
+        "misc-dynamic: keepalived MISC_CHECK misc_dynamic (0 up, 1 down, 2+N weight N)",
+    )
+
+    checks = sub.add_parser("checks", help="list the installed check types and their options")
+    checks.add_argument("name", nargs="?", help="show only this check type")
+    checks.add_argument("--json", action="store_true", help="print JSON")
+
+    sub.add_parser("plugins", help="list the registered plugins as JSON")
+
+    demo = sub.add_parser(
+        "demo",
+        help="start two local web servers, check them, stop one, and show its weight drop",
+    )
+    demo.add_argument("--rounds", type=int, default=3, help="check rounds after the failure (default 3)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verbose:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    from lvscheck.errors import UsageError
+
+    try:
+        if args.command == "run":
+            from lvscheck.cli.run import command_run
+
+            return command_run(args, parser)
+        if args.command == "checks":
+            from lvscheck.cli.listing import command_checks
+
+            return command_checks(args)
+        if args.command == "plugins":
+            from lvscheck.cli.listing import command_plugins
+
+            return command_plugins()
+        if args.command == "demo":
+            from lvscheck.cli.demo import command_demo
+
+            return command_demo(args)
+    except UsageError as exc:
+        print(f"lvscheck: {exc}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    except KeyboardInterrupt:
+        return 130
+    parser.print_help()
+    return EXIT_UNKNOWN

@@ -1,0 +1,42 @@
+"""Parsing ``HOST[:PORT]`` as written on a command line."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from lvscheck.errors import TargetError
+
+__all__ = ["parse_hostport"]
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_-]{1,63})*\.?$")
+
+
+def parse_hostport(text: str) -> tuple[str, int | None]:
+    """``10.0.0.2``, ``10.0.0.2:80``, ``web1:8080``, ``[2001:db8::2]:80`` or ``2001:db8::2``."""
+    accepted = "accepted: HOST, HOST:PORT, [IPv6]:PORT or a bare IPv6 address"
+    host, port_text = text, None
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise TargetError(f"target {text!r}: missing ']' after the IPv6 address; {accepted}")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise TargetError(f"target {text!r}: expected ':PORT' after ']'; {accepted}")
+            port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    port: int | None = None
+    if port_text is not None:
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise TargetError(f"target {text!r}: port {port_text!r} is not a number 1..65535")
+        port = int(port_text)
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        if ":" in host or not _HOSTNAME.match(host) or re.fullmatch(r"[\d.]+", host):
+            raise TargetError(
+                f"target {text!r}: {host!r} is not an IP address or host name; {accepted}"
+            ) from None
+    return host, port

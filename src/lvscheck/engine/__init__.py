@@ -1,0 +1,66 @@
+"""The check engine: prepare checks, run them concurrently under caps and deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+
+from lvscheck.checktype import Check
+from lvscheck.engine.limits import Limits
+from lvscheck.engine.runner import run_prepared
+from lvscheck.model import CheckSpec, Result
+from lvscheck.plugins import PluginHost, default_host
+
+__all__ = ["Engine", "Limits", "run_prepared"]
+
+
+class Engine:
+    """Runs checks: prepares specs through the plugin host, caps concurrency, reports results.
+
+    One engine per event loop.  ``max_in_flight`` caps checks in flight in total and
+    ``per_host`` against one real-server host.
+    """
+
+    def __init__(
+        self,
+        plugins: PluginHost | None = None,
+        *,
+        max_in_flight: int = 512,
+        per_host: int = 8,
+        on_result: Callable[[Result], None] | None = None,
+    ) -> None:
+        self.plugins = plugins or default_host()
+        self.limits = Limits(max_in_flight, per_host)
+        self._on_result = on_result
+        self._observe = self.plugins.has_check_done_observers()
+
+    def prepare(self, spec: CheckSpec) -> Check:
+        """Validate ``spec`` into a reusable check; raises :class:`~lvscheck.errors.UsageError`."""
+        return self.plugins.check_type(spec.check).prepare(spec)
+
+    async def run(self, check: Check | CheckSpec) -> Result:
+        """Run one check (a spec is prepared first) within the concurrency caps."""
+        prepared = check if isinstance(check, Check) else self.prepare(check)
+        async with self.limits.slot(prepared.spec.target.host):
+            result = await run_prepared(prepared)
+        if self._on_result is not None:
+            self._on_result(result)
+        if self._observe:
+            self.plugins.check_done(result)
+        return result
+
+    async def run_many(self, checks: Iterable[Check | CheckSpec]) -> list[Result]:
+        """Run every check concurrently; results come back in the order given.
+
+        All specs are prepared before anything runs, so a bad option fails the
+        whole call and nothing is half done.
+        """
+        prepared = [c if isinstance(c, Check) else self.prepare(c) for c in checks]
+        return list(await asyncio.gather(*(self.run(c) for c in prepared)))
+
+
+async def check_many(
+    specs: Sequence[CheckSpec], *, max_in_flight: int = 512, per_host: int = 8
+) -> list[Result]:
+    """Run ``specs`` concurrently with the default plugins: one call from async code."""
+    return await Engine(max_in_flight=max_in_flight, per_host=per_host).run_many(specs)

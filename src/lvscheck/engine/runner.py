@@ -1,0 +1,97 @@
+"""Run one prepared check under its deadline and turn *anything* into a Result.
+
+This is the boundary between a plugin and the rest of lvscheck: a check never
+raises to its caller (except for cancellation).  Exceptions become a down
+result with a reason an operator understands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import ssl
+import time
+
+from lvscheck.checktype import Check
+from lvscheck.engine.probe import Probe
+from lvscheck.errors import CheckFailed
+from lvscheck.model import MAX_WEIGHT, Outcome, Result, State
+
+__all__ = ["run_prepared"]
+
+log = logging.getLogger("lvscheck.engine")
+
+#: errno values that mean the *director* is in trouble, not the real server.
+DIRECTOR_FAULTS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+async def run_prepared(check: Check) -> Result:
+    """Run ``check`` once; return its result.  Never raises except ``CancelledError``."""
+    started = time.perf_counter()
+    target = check.spec.target
+    assert check.port is not None  # Check.prepare guarantees it
+    probe = Probe(target.host, check.port, check.timeout, check.connect_timeout)
+    try:
+        async with asyncio.timeout(check.timeout):
+            outcome = await check.probe(probe)
+    except TimeoutError:
+        outcome = Outcome.down(f"timed out after {check.timeout:g} s {probe.phase}")
+    except CheckFailed as exc:
+        outcome = Outcome.down(exc.reason)
+    except Exception as exc:
+        explained = _explain(exc, probe)
+        if explained is None:
+            log.debug("%s: check raised", check, exc_info=True)
+            explained = Outcome.down(
+                f"internal error in check type {check.name!r}: {type(exc).__name__}: {exc}"
+            )
+        outcome = explained
+    finally:
+        probe.close()
+    latency = time.perf_counter() - started
+    reason = outcome.reason
+    for secret in check.secrets:
+        reason = reason.replace(secret, "***")
+    return Result(
+        check=check.name,
+        target=target,
+        state=outcome.state,
+        weight=_weight(outcome, target.weight),
+        reason=reason,
+        latency=latency,
+        details=outcome.details,
+    )
+
+
+def _weight(outcome: Outcome, configured: int) -> int:
+    if outcome.state is State.DOWN:
+        return 0
+    if outcome.weight is None:
+        return configured
+    return max(0, min(MAX_WEIGHT, outcome.weight))
+
+
+def _explain(exc: BaseException, probe: Probe) -> Outcome | None:
+    """A reason for the exceptions sockets and TLS raise; ``None`` for anything else."""
+    where = probe.phase
+    if isinstance(exc, ConnectionRefusedError):
+        return Outcome.down("connection refused")
+    if isinstance(exc, ConnectionResetError):
+        return Outcome.down(f"connection reset by the server {where}")
+    if isinstance(exc, asyncio.IncompleteReadError | EOFError | BrokenPipeError):
+        return Outcome.down(f"connection closed by the server {where}")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return Outcome.down(f"TLS certificate not accepted: {exc.verify_message}")
+    if isinstance(exc, ssl.SSLError):
+        return Outcome.down(f"TLS error {where}: {exc.reason or exc}")
+    if isinstance(exc, OSError):
+        import socket
+
+        if isinstance(exc, socket.gaierror):
+            return Outcome.down(f"cannot resolve {probe.host!r}: {exc.strerror}")
+        text = exc.strerror or str(exc) or type(exc).__name__
+        if exc.errno in DIRECTOR_FAULTS:
+            return Outcome.down(f"director-side failure: {text}", fault="director")
+        return Outcome.down(f"{text[0].lower()}{text[1:]} {where}")
+    return None

@@ -1,0 +1,192 @@
+"""Finding check types: the plugin manager, the check registry and its typed facade.
+
+Built-in check types are plugins registered exactly like external ones, but
+they are found from a static table (:data:`BUILTIN_PLUGINS`) without scanning
+entry points; the ``lvscheck`` entry-point group is read only when a name is
+not built in, or when every check type is listed.  This keeps a one-shot
+``lvscheck run http ...`` (started once per check by ldirectord) fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterable, Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import pluggy
+
+from lvscheck import hookspecs
+from lvscheck.errors import PluginError, UnknownCheckError
+
+if TYPE_CHECKING:
+    from lvscheck.checktype import Check
+    from lvscheck.model import Result
+
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "CheckRegistry",
+    "PluginHost",
+    "default_host",
+]
+
+ENTRY_POINT_GROUP = "lvscheck"
+
+#: check type name -> module that registers it.  Each module is a plugin with a
+#: ``lvscheck_register_checks`` hookimpl, like any external plugin.
+BUILTIN_PLUGINS: dict[str, str] = {
+    "connect": "lvscheck.checks.connect",
+    "http": "lvscheck.checks.http",
+    "https": "lvscheck.checks.http",
+}
+
+
+class CheckRegistry:
+    """Check types by name, and which plugin registered each."""
+
+    def __init__(self) -> None:
+        self._checks: dict[str, type[Check]] = {}
+        self._owners: dict[str, str] = {}
+        self.current_plugin = "?"
+
+    def add(self, check: type[Check]) -> None:
+        """Register ``check`` under ``check.name``; a second claim is an error naming both."""
+        name = check.name
+        if name in self._checks:
+            raise PluginError(
+                f"check type {name!r} is registered by two plugins: "
+                f"{self._owners[name]} and {self.current_plugin}; uninstall or block one "
+                f"(LVSCHECK_DISABLE_PLUGINS={self.current_plugin})"
+            )
+        self._checks[name] = check
+        self._owners[name] = self.current_plugin
+
+    def get(self, name: str) -> type[Check] | None:
+        return self._checks.get(name)
+
+    def owner(self, name: str) -> str:
+        return self._owners[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._checks
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._checks))
+
+
+class PluginHost:
+    """The plugin manager behind a typed facade: core code calls these methods only."""
+
+    def __init__(self, *, entry_points: bool = True, plugins: Iterable[object] = ()) -> None:
+        self.pm = pluggy.PluginManager("lvscheck")
+        self.pm.add_hookspecs(hookspecs)
+        self.registry = CheckRegistry()
+        self._use_entry_points = entry_points
+        self._entry_points_loaded = False
+        self._blocked = {
+            n.strip() for n in os.environ.get("LVSCHECK_DISABLE_PLUGINS", "").split(",") if n.strip()
+        }
+        for plugin in plugins:
+            self.register(plugin)
+
+    # -- registration -------------------------------------------------------------------
+
+    def register(self, plugin: object, name: str | None = None) -> None:
+        """Register one plugin object or module and collect its check types."""
+        name = name or getattr(plugin, "__name__", None) or repr(plugin)
+        if name in self._blocked or self.pm.is_registered(plugin):
+            return
+        self.pm.register(plugin, name=name)
+        self.pm.check_pending()
+        self.registry.current_plugin = name
+        try:
+            self._collect(plugin)
+        finally:
+            self.registry.current_plugin = "?"
+
+    def _collect(self, plugin: object) -> None:
+        # Call only this plugin's implementation, so each check type is attributed to it.
+        impls = [
+            impl for impl in self.pm.hook.lvscheck_register_checks.get_hookimpls() if impl.plugin is plugin
+        ]
+        for impl in impls:
+            impl.function(register=self.registry)
+
+    def _load_builtin(self, module_name: str) -> None:
+        module: ModuleType = importlib.import_module(module_name)
+        self.register(module, module_name)
+
+    def load_builtins(self) -> None:
+        for module_name in dict.fromkeys(BUILTIN_PLUGINS.values()):
+            self._load_builtin(module_name)
+
+    def load_entry_points(self) -> None:
+        """Register every plugin of the ``lvscheck`` entry-point group (once)."""
+        if self._entry_points_loaded or not self._use_entry_points:
+            return
+        self._entry_points_loaded = True
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in self._blocked or ep.value in self._blocked:
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {ep.name!r} ({ep.value}, from the {ENTRY_POINT_GROUP!r} "
+                    f"entry points) failed to import: {type(exc).__name__}: {exc}"
+                ) from exc
+            self.register(plugin, ep.value)
+
+    # -- lookups ------------------------------------------------------------------------
+
+    def check_type(self, name: str) -> type[Check]:
+        """The check type called ``name``: built-ins first, entry points only if needed."""
+        found = self.registry.get(name)
+        if found is not None:
+            return found
+        module_name = BUILTIN_PLUGINS.get(name)
+        if module_name is not None:
+            self._load_builtin(module_name)
+        else:
+            self.load_entry_points()
+        found = self.registry.get(name)
+        if found is None:
+            self.load_all()
+            raise UnknownCheckError(
+                f"unknown check type {name!r}; installed check types: {', '.join(self.registry)}"
+            )
+        return found
+
+    def load_all(self) -> None:
+        self.load_builtins()
+        self.load_entry_points()
+
+    def all_check_types(self) -> list[type[Check]]:
+        self.load_all()
+        return [c for n in self.registry if (c := self.registry.get(n)) is not None]
+
+    def plugin_names(self) -> list[str]:
+        return sorted(n for n, _ in self.pm.list_name_plugin())
+
+    # -- observer hooks -----------------------------------------------------------------
+
+    def has_check_done_observers(self) -> bool:
+        return bool(self.pm.hook.lvscheck_check_done.get_hookimpls())
+
+    def check_done(self, result: Result) -> None:
+        self.pm.hook.lvscheck_check_done(result=result)
+
+
+_default: PluginHost | None = None
+
+
+def default_host() -> PluginHost:
+    """The process-wide plugin host (built lazily; nothing is imported before first use)."""
+    global _default
+    if _default is None:
+        _default = PluginHost()
+    return _default

@@ -1,0 +1,110 @@
+"""Starting real servers for tests: free ports, waiting for readiness, clean stops.
+
+Each real peer (nginx, MariaDB, slapd, ...) has a module here with a function
+that starts it in a temporary directory on 127.0.0.1 and returns a handle; the
+test modules wrap them in fixtures.  A peer whose binary is missing makes its
+tests skip (``require_binary``); ``.ci/run`` installs all of them, so in CI
+nothing skips.  Recipes: ../shared/reference/test-peers.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+__all__ = ["Server", "free_port", "require_binary", "running", "wait_for_port"]
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require_binary(*candidates: str) -> str:
+    """Path of the first binary found (PATH or absolute); skip the test if none is installed."""
+    for name in candidates:
+        path = name if os.path.isabs(name) and os.access(name, os.X_OK) else shutil.which(name)
+        if path:
+            return path
+    pytest.skip(f"{' / '.join(candidates)} not installed (.ci/run installs it)")
+
+
+def wait_for_port(
+    port: int, host: str = "127.0.0.1", timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Block until ``host:port`` accepts TCP connections, or fail the test."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listening on {host}:{port} after {timeout} s")
+
+
+class Server:
+    """A started server process: its port, its directory, and how to stop it."""
+
+    def __init__(
+        self, proc: subprocess.Popen[bytes], port: int, workdir: Path, stop_signal: int = signal.SIGTERM
+    ) -> None:
+        self.proc = proc
+        self.port = port
+        self.workdir = workdir
+        self.stop_signal = stop_signal
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGCONT)  # a test may have SIGSTOPped it
+            self.proc.send_signal(self.stop_signal)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextlib.contextmanager
+def running(
+    argv: Sequence[str],
+    port: int,
+    workdir: Path,
+    *,
+    stop_signal: int = signal.SIGTERM,
+    ready_timeout: float = 20.0,
+    env: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """Start ``argv`` (in the foreground, not daemonised), wait for ``port``, stop it afterwards."""
+    log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env)
+    server = Server(proc, port, workdir, stop_signal)
+    try:
+        try:
+            wait_for_port(port, timeout=ready_timeout, proc=proc)
+        except RuntimeError as exc:
+            log.flush()
+            raise RuntimeError(
+                f"{exc}; log:\n{(workdir / 'server.log').read_text(errors='replace')[-2000:]}"
+            ) from None
+        yield server
+    finally:
+        server.stop()
+        log.close()
