@@ -34,6 +34,8 @@ from lvscheck.plugins import CheckRegistry
 __all__ = ["HttpCheck", "HttpsCheck"]
 
 _USER_AGENT = f"lvscheck/{__version__}".encode()
+#: h11 shows raw bytes as bytearray(b'...'); an operator needs only the b'...'.
+_BYTEARRAY = re.compile(r"bytearray\((b'[^']*'|b\"[^\"]*\")\)")
 
 
 def _parse_method(text: str) -> str:
@@ -271,15 +273,30 @@ async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader, probe:
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
-            if "peer unexpectedly closed" in str(exc) or "incomplete" in str(exc):
-                raise CheckFailed(f"connection closed by the server {probe.phase}") from None
-            raise CheckFailed(f"not a valid HTTP response ({exc}) {probe.phase}") from None
+            text = str(exc)
+            if "peer unexpectedly closed" in text:
+                # closed in the middle of the status line/headers, or without any HTTP at all
+                raise CheckFailed(f"connection closed by the server {probe.phase}{_unparsed(conn)}") from None
+            if "closed connection without sending complete message body" in text:
+                detail = text.partition("message body")[2].strip(" :()")
+                raise CheckFailed(f"connection closed by the server {probe.phase} ({detail})") from None
+            text = _BYTEARRAY.sub(r"\1", text)
+            raise CheckFailed(f"not a valid HTTP response ({text}) {probe.phase}") from None
         if event is h11.NEED_DATA:
             conn.receive_data(await reader.read(65536))
         elif isinstance(event, h11.ConnectionClosed):
             raise CheckFailed(f"connection closed by the server {probe.phase}")
         elif not isinstance(event, h11.InformationalResponse):
             return event
+
+
+def _unparsed(conn: h11.Connection) -> str:
+    """What the server sent that was not a complete response head, for the reason."""
+    data = bytes(conn.trailing_data[0])
+    if not data:
+        return ""
+    shown = data[:40].decode("latin-1")
+    return f" (after {len(data)} bytes that are not a complete HTTP response head: {shown!r})"
 
 
 def _header(response: h11.Response, name: bytes) -> bytes | None:
