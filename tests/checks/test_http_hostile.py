@@ -10,66 +10,19 @@ in the same event loop as the check.  No file descriptor may leak.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import struct
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
+from tests.peers.faults import Handler, serve
 
 import lvscheck
 from lvscheck import CheckSpec, Result, State, Target
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
 SEED = {"request": "/test.html", "receive": "Still alive"}
 OK_HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
-
-
-@contextlib.contextmanager
-def serve(handler: Handler) -> Iterator[int]:
-    """A TCP server on 127.0.0.1 running ``handler`` per connection, in its own thread and loop.
-
-    Its own thread, so a server spinning in a write loop cannot starve the check's
-    event loop (as a remote server could not); every connection is closed at exit.
-    """
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    tasks: set[asyncio.Future[None]] = set()
-
-    async def wrapped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.add(task)
-        try:
-            await handler(reader, writer)
-        except (ConnectionError, asyncio.CancelledError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.transport.abort()
-
-    async def start() -> asyncio.Server:
-        return await asyncio.start_server(wrapped, "127.0.0.1", 0)
-
-    async def stop(server: asyncio.Server) -> None:
-        server.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await server.wait_closed()
-
-    server = asyncio.run_coroutine_threadsafe(start(), loop).result()
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        asyncio.run_coroutine_threadsafe(stop(server), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 def against(handler: Handler, kind: str = "http", **options: str) -> tuple[Result, float]:

@@ -35,6 +35,11 @@ async def run_prepared(check: Check) -> Result:
     try:
         async with asyncio.timeout(check.timeout):
             outcome = await check.probe(probe)
+        if not isinstance(outcome, Outcome):  # a buggy plugin must not crash its caller
+            outcome = Outcome.down(
+                f"internal error in check type {check.name!r}: "
+                f"probe returned {type(outcome).__name__}, not an Outcome"
+            )
     except TimeoutError:
         outcome = Outcome.down(f"timed out after {check.timeout:g} s {probe.phase}")
     except CheckFailed as exc:
