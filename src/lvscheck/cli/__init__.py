@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="start two local web servers, check them, stop one, and show its weight drop",
     )
     demo.add_argument("--rounds", type=int, default=3, help="check rounds after the failure (default 3)")
+
+    from lvscheck.cli.daemon import add_arguments as daemon_arguments
+
+    daemon_arguments(
+        sub.add_parser("daemon", help="run an ldirectord.cf: check the reals and program IPVS"),
+        sub.add_parser("status", help="show the running daemon's view of every real"),
+    )
     return parser
 
 
@@ -91,6 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lvscheck.cli.demo import command_demo
 
             return command_demo(args)
+        if args.command == "daemon":
+            from lvscheck.cli.daemon import command_daemon
+
+            return command_daemon(args)
+        if args.command == "status":
+            from lvscheck.cli.daemon import command_status
+
+            return command_status(args)
     except UsageError as exc:
         print(f"lvscheck: {exc}", file=sys.stderr)
         return EXIT_UNKNOWN

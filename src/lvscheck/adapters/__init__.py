@@ -1,0 +1,1 @@
+"""Adapters: where check results go (the kernel IPVS table, ...)."""

@@ -1,0 +1,88 @@
+"""Prometheus text exposition of the daemon's counters and per-real state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lvscheck.daemon.director import Director
+
+__all__ = ["render_metrics"]
+
+_PHASE_VALUE = {"up": 1, "down": 0, "unknown": -1}
+
+
+def _esc(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_metrics(director: Director) -> str:
+    from lvscheck.daemon.director import LATENCY_BOUNDS
+
+    c = director.counters
+    out: list[str] = []
+    add = out.append
+    add("# HELP lvscheck_checks_total Checks run, by result.")
+    add("# TYPE lvscheck_checks_total counter")
+    for state, n in sorted(c.checks.items()):
+        add(f'lvscheck_checks_total{{result="{state}"}} {n}')
+    add("# HELP lvscheck_check_latency_seconds Check latency (start to verdict).")
+    add("# TYPE lvscheck_check_latency_seconds histogram")
+    total = 0
+    for bound, n in zip(LATENCY_BOUNDS, c.latency_buckets, strict=True):
+        total += n
+        add(f'lvscheck_check_latency_seconds_bucket{{le="{bound}"}} {total}')
+    count = sum(c.checks.values())
+    add(f'lvscheck_check_latency_seconds_bucket{{le="+Inf"}} {count}')
+    add(f"lvscheck_check_latency_seconds_sum {c.latency_sum:.6f}")
+    add(f"lvscheck_check_latency_seconds_count {count}")
+    lag = director.scheduler.lag.snapshot()
+    add("# HELP lvscheck_start_lag_seconds How late checks started (recent samples).")
+    add("# TYPE lvscheck_start_lag_seconds summary")
+    add(f'lvscheck_start_lag_seconds{{quantile="0.5"}} {lag["p50"]:.6f}')
+    add(f'lvscheck_start_lag_seconds{{quantile="0.99"}} {lag["p99"]:.6f}')
+    add(f"lvscheck_start_lag_seconds_count {int(lag['count'])}")
+    add("# HELP lvscheck_start_lag_max_seconds Largest start lag since the daemon started.")
+    add("# TYPE lvscheck_start_lag_max_seconds gauge")
+    add(f"lvscheck_start_lag_max_seconds {lag['max']:.6f}")
+    for name, help_, value in (
+        ("lvscheck_transitions_total", "Real-server state changes.", c.transitions),
+        ("lvscheck_ipvs_writes_total", "IPVS table writes sent.", director.backend.writes),
+        ("lvscheck_ipvs_batches_total", "IPVS write batches sent.", director.backend.batches),
+        (
+            "lvscheck_ipvs_write_errors_total",
+            "IPVS writes the kernel refused or that failed.",
+            c.write_errors,
+        ),
+        ("lvscheck_ipvs_restored_total", "Kernel entries restored by reconcile.", c.restored),
+        ("lvscheck_held_results_total", "Failures not counted (director-side fault, guarded pool).", c.held),
+        ("lvscheck_reloads_total", "Config reloads applied.", c.reloads),
+        ("lvscheck_reload_failures_total", "Config reloads refused (bad config).", c.reload_failures),
+    ):
+        add(f"# HELP {name} {help_}")
+        add(f"# TYPE {name} counter")
+        add(f"{name} {value}")
+    add("# HELP lvscheck_real_state 1 up, 0 down, -1 not yet known.")
+    add("# TYPE lvscheck_real_state gauge")
+    weights: list[str] = []
+    guards: list[str] = []
+    for pool in director.layout.pools.values():
+        v = _esc(pool.name)
+        sk = pool.service.key
+        pstate = director.pools.get(pool.key)
+        guards.append(f'lvscheck_pool_guarded{{virtual="{v}"}} {int(bool(pstate and pstate.guarded))}')
+        for sid in pool.slots:
+            rs = director.reals[sid]
+            r = _esc(str(rs.slot.dest))
+            add(f'lvscheck_real_state{{virtual="{v}",real="{r}"}} {_PHASE_VALUE[rs.track.phase.value]}')
+            kd = director.kernel.dest(sk, *rs.slot.dest.key)
+            weights.append(
+                f'lvscheck_real_weight{{virtual="{v}",real="{r}"}} {-1 if kd is None else kd.weight}'
+            )
+    add("# HELP lvscheck_real_weight Weight in the kernel table (-1: no entry).")
+    add("# TYPE lvscheck_real_weight gauge")
+    out += weights
+    add("# HELP lvscheck_pool_guarded 1 while the pool guard holds a pool (director-side failures).")
+    add("# TYPE lvscheck_pool_guarded gauge")
+    out += guards
+    return "\n".join(out) + "\n"

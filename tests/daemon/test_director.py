@@ -1,0 +1,259 @@
+"""The director on the host: real nginx reals, an in-memory IPVS table (the kernel tests are marked ipvs).
+
+The config is built as the typed model directly (``loader=``), so these tests do
+not depend on the ldirectord.cf parser; the guest tests use real files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from tests.daemon.realservers import RealNginx
+from tests.peers import free_port
+
+from lvscheck.adapters.ipvs.table import Dest, MemoryIPVS, ServiceKey
+from lvscheck.config.model import Config, LvscheckSettings, RealServer, VirtualService
+from lvscheck.daemon.director import Director, DirectorOptions
+from lvscheck.daemon.events import EventSink
+from lvscheck.errors import ConfigError
+from lvscheck.model import Result, State, Target
+
+VIP = ServiceKey.tcp("10.9.0.1", 80)
+VIP2 = ServiceKey.tcp("10.9.0.2", 80)
+
+
+def virtual(addr: str, reals: list[tuple[int, int]], line: int = 1, **kw: object) -> VirtualService:
+    fields: dict[str, object] = dict(
+        line=line,
+        ipv6=False,
+        protocol="tcp",
+        address=addr,
+        port=80,
+        fwmark=None,
+        service="http",
+        service_inferred=False,
+        options={"request": "/test.html", "receive": "Still alive"},
+        checktimeout=1,
+        negotiatetimeout=1,
+        failurecount=2,
+        quiescent=True,
+        reals=tuple(
+            RealServer("127.0.0.1", p, "masq", w, line=line + 1 + i) for i, (p, w) in enumerate(reals)
+        ),
+        lvscheck=LvscheckSettings(rise=2, interval=0.3, fastinterval=0.1, jitter=0.1),
+    )
+    fields.update(kw)
+    return VirtualService(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def reals(tmp_path_factory: pytest.TempPathFactory) -> list[RealNginx]:
+    d = tmp_path_factory.mktemp("reals")
+    out = [RealNginx(f"rs{i}", "127.0.0.1", free_port(), d) for i in range(3)]
+    for r in out:
+        r.start()
+    yield out
+    for r in out:
+        r.stop()
+
+
+async def until(cond: Callable[[], bool], timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while not cond():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - start
+
+
+def weight(ipvs: MemoryIPVS, key: ServiceKey, port: int) -> int | None:
+    d = ipvs.table.dest(key, "127.0.0.1", port)
+    return None if d is None else d.weight
+
+
+def run_with(director: Director, body: Callable[[], Awaitable[None]]) -> None:
+    async def main() -> None:
+        task = asyncio.create_task(director.run())
+        try:
+            await body()
+        finally:
+            director.stop()
+            await task
+
+    asyncio.run(main())
+
+
+def test_down_up_restart_without_drain(reals: list[RealNginx], tmp_path: Path) -> None:
+    ports = [r.port for r in reals]
+    cfg = Config("test.cf", virtuals=(virtual("10.9.0.1", [(p, 5) for p in ports], cleanstop=False),))
+    ipvs = MemoryIPVS()
+    events = tmp_path / "events.jsonl"
+    director = Director("test.cf", ipvs, loader=lambda _p: cfg, events=EventSink(str(events)))
+
+    async def body() -> None:
+        await until(lambda: all(weight(ipvs, VIP, p) == 5 for p in ports), 5, "all reals up at weight 5")
+        reals[1].stop()
+        try:
+            took = await until(lambda: weight(ipvs, VIP, ports[1]) == 0, 5, "stopped real at weight 0")
+            # one check deadline (1 s) plus fall=2 checks at the fast interval, with slack
+            assert took < 1.0 + 2 * 0.4 + 1.0
+            assert weight(ipvs, VIP, ports[0]) == 5
+        finally:
+            reals[1].start()
+        await until(lambda: weight(ipvs, VIP, ports[1]) == 5, 5, "restarted real back at weight 5")
+
+    run_with(director, body)
+    lines = events.read_text().splitlines()
+    assert any('"event":"down"' in line and str(ports[1]) in line for line in lines)
+    assert any('"event":"up"' in line and str(ports[1]) in line for line in lines)
+    # cleanstop=no: the table is left as it was
+    assert all(weight(ipvs, VIP, p) == 5 for p in ports)
+
+    # A new daemon on the same kernel table: no healthy real ever drops to 0.
+    seen: list[int | None] = []
+    director2 = Director("test.cf", ipvs, loader=lambda _p: cfg)
+
+    async def body2() -> None:
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            seen.extend(weight(ipvs, VIP, p) for p in ports)
+            await asyncio.sleep(0.005)
+
+    run_with(director2, body2)
+    assert seen
+    assert set(seen) == {5}
+
+
+def test_reload_touches_only_the_changed_virtual(
+    reals: list[RealNginx], caplog: pytest.LogCaptureFixture
+) -> None:
+    ports = [r.port for r in reals]
+    v1 = virtual("10.9.0.1", [(ports[0], 3), (ports[1], 3)])
+    v2 = virtual("10.9.0.2", [(ports[2], 4)], line=10)
+    configs: list[Config | Exception] = [Config("test.cf", virtuals=(v1, v2))]
+
+    def loader(_path: str) -> Config:
+        c = configs[-1]
+        if isinstance(c, Exception):
+            raise c
+        return c
+
+    ipvs = MemoryIPVS()
+    director = Director("test.cf", ipvs, loader=loader, options=DirectorOptions(reconcile=0.3))
+
+    async def body() -> None:
+        await until(
+            lambda: weight(ipvs, VIP, ports[0]) == 3 and weight(ipvs, VIP2, ports[2]) == 4,
+            5,
+            "both virtuals up",
+        )
+        checks_before = director.reals[f"tcp:10.9.0.2:80 127.0.0.1:{ports[2]}"].checks
+        # change one weight of virtual 2 only
+        v2b = dataclasses.replace(v2, reals=(dataclasses.replace(v2.reals[0], weight=9),))
+        configs.append(Config("test.cf", virtuals=(v1, v2b)))
+        writes = []
+        real_apply = ipvs.apply
+
+        def spy(ops):  # type: ignore[no-untyped-def]
+            writes.extend(ops)
+            return real_apply(ops)
+
+        ipvs.apply = spy  # type: ignore[method-assign]
+        assert await director.reload("test")
+        assert writes
+        assert all(op.service.key == VIP2 for op in writes), [str(o) for o in writes]
+        assert weight(ipvs, VIP2, ports[2]) == 9
+        # the check state of the real survived the reload
+        assert director.reals[f"tcp:10.9.0.2:80 127.0.0.1:{ports[2]}"].checks >= checks_before
+
+        # a bad config is refused, the old one keeps running and the error names file:line
+        configs.append(ConfigError("test.cf:12: real=: bad", ("test.cf:12: real=: bad",)))
+        with caplog.at_level(logging.ERROR, logger="lvscheck.daemon"):
+            assert not await director.reload("test")
+        assert "test.cf:12" in caplog.text
+        n = director.scheduler.checks
+        await asyncio.sleep(0.5)
+        assert director.scheduler.checks > n
+        assert weight(ipvs, VIP2, ports[2]) == 9
+
+        # someone deletes a real and a whole virtual by hand: reconcile restores them
+        del ipvs.table.dests[VIP][("127.0.0.1", ports[0])]
+        del ipvs.table.services[VIP2]
+        del ipvs.table.dests[VIP2]
+        await until(
+            lambda: weight(ipvs, VIP, ports[0]) == 3 and weight(ipvs, VIP2, ports[2]) == 9, 3, "restored"
+        )
+
+    run_with(director, body)
+    assert VIP not in ipvs.table.services  # cleanstop=yes (the default)
+
+
+def test_pool_guard_holds_director_side_failures(reals: list[RealNginx]) -> None:
+    ports = [r.port for r in reals]
+    cfg = Config("test.cf", virtuals=(virtual("10.9.0.1", [(p, 2) for p in ports]),))
+    ipvs = MemoryIPVS()
+    director = Director("test.cf", ipvs, loader=lambda _p: cfg)
+
+    async def body() -> None:
+        await until(lambda: all(weight(ipvs, VIP, p) == 2 for p in ports), 5, "all up")
+        for rs in director.reals.values():
+            director.scheduler.stop(rs.slot.id)  # feed results by hand from here on
+        for _ in range(5):
+            for rs in director.reals.values():
+                assert rs.job is not None
+                res = Result(
+                    "http",
+                    Target("127.0.0.1", rs.slot.dest.port),
+                    State.DOWN,
+                    0,
+                    "director-side failure: Too many open files",
+                    0.001,
+                    {"fault": "director"},
+                )
+                director._on_result(rs.job, res, 0.0)
+        # and plain failures in a pool whose majority fails with "network is unreachable"
+        for i, rs in enumerate(director.reals.values()):
+            assert rs.job is not None
+            reason = "connection refused" if i == 0 else "network is unreachable while connecting"
+            for _ in range(3):
+                director._on_result(
+                    rs.job, Result("http", Target("127.0.0.1", 1), State.DOWN, 0, reason, 0.001), 0.0
+                )
+        await asyncio.sleep(0.1)
+        assert all(weight(ipvs, VIP, p) == 2 for p in ports)
+        assert director.pools["tcp:10.9.0.1:80"].guarded
+        assert director.counters.held > 0
+
+    run_with(director, body)
+
+
+def test_fallback_when_the_pool_is_down(tmp_path: Path) -> None:
+    from lvscheck.config.model import Fallback
+
+    dead = [free_port(), free_port()]
+    cfg = Config(
+        "test.cf",
+        virtuals=(
+            virtual(
+                "10.9.0.1",
+                [(p, 1) for p in dead],
+                fallback=Fallback("127.0.0.9", 80, "masq"),
+                quiescent=False,
+            ),
+        ),
+    )
+    ipvs = MemoryIPVS()
+    director = Director("test.cf", ipvs, loader=lambda _p: cfg)
+
+    async def body() -> None:
+        await until(lambda: ipvs.table.dest(VIP, "127.0.0.9", 80) is not None, 5, "fallback added")
+        assert ipvs.table.dest(VIP, "127.0.0.9", 80) == Dest("127.0.0.9", 80, "masq", 1)
+        assert all(weight(ipvs, VIP, p) is None for p in dead)  # quiescent=no: removed
+
+    run_with(director, body)
