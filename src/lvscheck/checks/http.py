@@ -58,6 +58,8 @@ def _parse_statuses(text: str) -> tuple[tuple[int, int], ...]:
             high = int(m[2] or m[1])
             if low > high:
                 raise ValueError(f"range {part} runs backwards")
+            if low < 100 or high > 599:
+                raise ValueError(f"{part} is not an HTTP status; expected codes in 100..599")
             ranges.append((low, high))
         else:
             raise ValueError("expected status codes such as 200, 200,204, 200-399 or 2xx")
@@ -157,6 +159,14 @@ class HttpCheck(Check):
         self.request = self._build_request(host_header)
         self.tls_context: ssl.SSLContext | None = None
         if self.use_tls:
+            for name in ("cafile", "certfile", "keyfile"):
+                path = opts[name]
+                try:
+                    if path:
+                        with open(path, "rb"):  # a missing file named here, not by ssl
+                            pass
+                except OSError as exc:
+                    raise OptionError(f"{name}={path!r}: cannot read it: {exc.strerror or exc}") from None
             try:
                 self.tls_context = client_context(
                     parse_bool(opts["tlsverify"]), opts["cafile"], opts["certfile"], opts["keyfile"]
