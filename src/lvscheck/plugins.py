@@ -53,7 +53,19 @@ class CheckRegistry:
 
     def add(self, check: type[Check]) -> None:
         """Register ``check`` under ``check.name``; a second claim is an error naming both."""
-        name = check.name
+        from lvscheck.checktype import Check
+
+        if not (isinstance(check, type) and issubclass(check, Check)):
+            raise PluginError(
+                f"plugin {self.current_plugin} registered {check!r}, "
+                "which is not a subclass of lvscheck.Check"
+            )
+        name = getattr(check, "name", None)
+        if not isinstance(name, str) or not name or name != name.strip() or "=" in name:
+            raise PluginError(
+                f"plugin {self.current_plugin} registered {check.__qualname__} without a usable name: "
+                f"set the class attribute name = 'mytype' (no spaces, no '=')"
+            )
         if name in self._checks:
             raise PluginError(
                 f"check type {name!r} is registered by two plugins: "
@@ -98,11 +110,39 @@ class PluginHost:
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
         if name in self._blocked or self.pm.is_registered(plugin):
             return
-        self.pm.register(plugin, name=name)
-        self.pm.check_pending()
+        unmarked = [
+            attr
+            for attr in dir(plugin)
+            if attr.startswith("lvscheck_")
+            and callable(getattr(plugin, attr, None))
+            and not hasattr(getattr(plugin, attr), "lvscheck_impl")
+            and not hasattr(getattr(plugin, attr), "lvscheck_spec")
+        ]
+        if unmarked:
+            raise PluginError(
+                f"plugin {name}: {unmarked[0]} is not decorated with @lvscheck.hookimpl, "
+                f"so lvscheck would never call it"
+            )
+        try:
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            # A misspelt hook name or argument: fail loudly, naming the plugin and what is accepted.
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            hooks = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith("lvscheck_")))
+            raise PluginError(
+                f"plugin {name} is not valid: {' '.join(str(exc).split())}; the hooks are: {hooks}"
+            ) from None
         self.registry.current_plugin = name
         try:
             self._collect(plugin)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {name}: lvscheck_register_checks raised {type(exc).__name__}: {exc}"
+            ) from exc
         finally:
             self.registry.current_plugin = "?"
 

@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
-    from lvscheck.errors import UsageError
+    from lvscheck.errors import PluginError, UsageError
 
     try:
         if args.command == "run":
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lvscheck.cli.daemon import command_status
 
             return command_status(args)
-    except UsageError as exc:
+    except (UsageError, PluginError) as exc:  # a broken plugin is the installation's problem: no traceback
         print(f"lvscheck: {exc}", file=sys.stderr)
         return EXIT_UNKNOWN
     except KeyboardInterrupt:
