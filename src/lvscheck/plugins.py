@@ -40,6 +40,11 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "connect": "lvscheck.checks.connect",
     "http": "lvscheck.checks.http",
     "https": "lvscheck.checks.http",
+    "oracle": "lvscheck.checks.oracle",
+    "dns": "lvscheck.checks.dns",
+    "radius": "lvscheck.checks.radius",
+    "sip": "lvscheck.checks.sip",
+    "ping": "lvscheck.checks.ping",
 }
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from typing import Any
+from typing import Any, cast
 
 from lvscheck.errors import CheckFailed
 
-__all__ = ["Probe"]
+__all__ = ["Datagrams", "Probe"]
 
 
 class Probe:
@@ -69,6 +69,20 @@ class Probe:
             await writer.start_tls(tls, server_hostname=server_hostname or host)
         return reader, writer
 
+    async def datagram(self, host: str | None = None, port: int | None = None) -> Datagrams:
+        """Open a connected UDP endpoint to the target; the engine closes it at the end.
+
+        Connected, so the kernel drops datagrams from other peers and an ICMP port
+        unreachable surfaces as ``ConnectionRefusedError`` from :meth:`Datagrams.recv`.
+        """
+        host = host or self.host
+        port = port or self.port
+        self.phase = f"opening UDP to {_hostport(host, port)}"
+        _, endpoint = await self._loop.create_datagram_endpoint(Datagrams, remote_addr=(host, port))
+        self._closeables.append(endpoint)
+        self.phase = f"waiting for a UDP reply from {_hostport(host, port)}"
+        return endpoint
+
     def track(self, closeable: Any) -> None:
         """Have the engine close ``closeable`` (anything with ``close()``) when the check ends."""
         self._closeables.append(closeable)
@@ -84,6 +98,42 @@ class Probe:
             except Exception:  # noqa: S110 - closing a dead socket may fail; nothing to do
                 pass
         self._closeables.clear()
+
+
+class Datagrams(asyncio.DatagramProtocol):
+    """A connected UDP endpoint from :meth:`Probe.datagram`: ``send(data)``, ``await recv()``.
+
+    At most :attr:`QUEUE` unread datagrams are kept (later ones are dropped), so a
+    flooding server costs bounded memory; each datagram is at most 64 KiB by nature.
+    """
+
+    QUEUE = 16
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue(self.QUEUE)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if not self._queue.full():
+            self._queue.put_nowait(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self._queue.full():  # ICMP errors: port unreachable -> ConnectionRefusedError
+            self._queue.put_nowait(exc)
+
+    def send(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data)
+
+    async def recv(self) -> bytes:
+        """The next datagram from the peer; raises the ICMP error (``OSError``) the kernel reported."""
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
 
 def _hostport(host: str, port: int) -> str:
