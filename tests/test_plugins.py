@@ -242,6 +242,17 @@ def test_running_a_builtin_check_scans_no_entry_points() -> None:
     assert seen["imported"] == []
 
 
+def test_running_a_builtin_check_never_imports_importlib_metadata() -> None:
+    """Stronger than counting scans: the entry-point machinery is not even imported."""
+    code = f"""
+        import sys
+        from lvscheck.cli import main
+        code = main(["run", "connect", "127.0.0.1:{free_port()}"])
+        print(code, "importlib.metadata" in sys.modules)
+    """
+    assert python(code).splitlines()[-1] == "2 False"
+
+
 def test_running_the_plugin_imports_only_its_own_driver(redis_port: int) -> None:
     seen = _modules_after(["run", "redis", f"127.0.0.1:{redis_port}"])
     assert seen["exit"] == 0
