@@ -529,6 +529,9 @@ class Director:
         """Write ``ops``; keep the kernel view in step with what succeeded."""
         if not ops:
             return []
+        if log.isEnabledFor(logging.DEBUG):
+            for op in ops:
+                log.debug("ipvs write: %s", op)
         try:
             errors = self.backend.apply(ops)
         except Exception as exc:
