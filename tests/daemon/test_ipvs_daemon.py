@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.daemon.realservers import RealNginx
 
 pytestmark = [
