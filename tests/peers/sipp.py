@@ -17,7 +17,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tests.peers import Server, free_port, require_binary, running
@@ -71,7 +71,9 @@ def _udp_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) 
 
 
 @contextlib.contextmanager
-def start_sipp(workdir: Path, transport: str = "udp", status_line: str | None = None) -> Iterator[Server]:
+def start_sipp(
+    workdir: Path, transport: str = "udp", status_line: str | None = None, extra: Sequence[str] = ()
+) -> Iterator[Server]:
     binary = require_binary("sipp")
     port = free_port(socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)
     argv = [
@@ -89,6 +91,7 @@ def start_sipp(workdir: Path, transport: str = "udp", status_line: str | None = 
     else:
         (workdir / "options.xml").write_text(SCENARIO.format(status=status_line))
         argv += ["-sf", str(workdir / "options.xml")]
+    argv += extra
     if transport == "tcp":
         with running(argv, port, workdir) as server:
             yield server
