@@ -441,6 +441,23 @@ def _is_lvscheck_ldirectord(command: str) -> bool:
     return os.path.basename(command.strip().strip('"')) == "lvscheck-ldirectord"
 
 
+def _normalise_request(options: dict[str, str], service: str) -> None:
+    """ldirectord adds a "/" to every request, and each check takes it off again, except
+    http (a path, or a full URL) and ftp (a path)."""
+    request = options["request"]
+    if service in ("http", "https", "ftp"):
+        if "://" not in request and not request.startswith("/"):
+            options["request"] = "/" + request
+        elif "://" in request:
+            options["request"] = request.lstrip("/")
+    elif service == "http_proxy":
+        options["request"] = request.lstrip("/")
+    elif request.startswith("/"):
+        options["request"] = request[1:]
+    if not options["request"]:
+        del options["request"]
+
+
 def check_spec(virtual: VirtualService, real: RealServer, *, connect: bool = False) -> CheckSpec | None:
     """The :class:`~lvscheck.CheckSpec` lvscheck runs for ``real`` of ``virtual``.
 
@@ -487,10 +504,10 @@ def check_spec(virtual: VirtualService, real: RealServer, *, connect: bool = Fal
         options["receive"] = real.receive
         if not real.receive:
             del options["receive"]
-    if "request" in options and virtual.service in ("http", "https"):
-        request = options["request"]
-        if "://" not in request and not request.startswith("/"):
-            options["request"] = "/" + request
+    if "request" in options:
+        _normalise_request(options, virtual.service)
+    if virtual.service in ("dns", "sip"):
+        options["protocol"] = virtual.protocol  # ldirectord speaks the virtual's protocol for these
     options |= dict(ls.options)
     return CheckSpec(check, target, MappingProxyType(options))
 
