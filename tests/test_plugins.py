@@ -176,9 +176,19 @@ def test_example_plugin_is_listed_by_checks(example_plugin: None) -> None:
 def test_example_plugin_is_listed_by_plugins(example_plugin: None) -> None:
     out = cli("plugins")
     assert out.returncode == 0, out.stderr
-    plugins = {p["name"]: p["checks"] for p in json.loads(out.stdout)}
-    assert plugins["lvscheck_redis"] == ["redis"]
-    assert plugins["lvscheck.checks.http"] == ["http", "https"]
+    plugins = {p["name"]: p for p in json.loads(out.stdout)}
+    assert plugins["lvscheck_redis"] == {
+        "name": "lvscheck_redis",
+        "checks": ["redis"],
+        "hooks": ["lvscheck_register_checks"],
+        "distribution": "lvscheck-redis",
+        "version": "0.1.0",
+    }
+    assert plugins["lvscheck.checks.http"] == {
+        "name": "lvscheck.checks.http",
+        "checks": ["http", "https"],
+        "hooks": ["lvscheck_register_checks"],
+    }
 
 
 def test_example_plugin_runs(redis_port: int) -> None:
@@ -444,7 +454,10 @@ def test_check_done_observers_see_every_result() -> None:
         def lvscheck_check_done(self, result: Result) -> None:
             seen.append(result)
 
-    host = PluginHost(entry_points=False, plugins=[Observer()])
+    host = PluginHost(entry_points=False)
+    host.register(Observer(), "observer")
+    assert host.plugin_hooks("observer") == ["lvscheck_check_done"]
+    assert host.plugin_distribution("observer") is None
     specs = [CheckSpec("connect", Target("127.0.0.1", free_port())) for _ in range(3)]
 
     async def run() -> list[Result]:

@@ -102,6 +102,7 @@ class PluginHost:
         self.registry = CheckRegistry()
         self._use_entry_points = entry_points
         self._entry_points_loaded = False
+        self._distributions: dict[str, tuple[str, str]] = {}
         self._blocked = {
             n.strip() for n in os.environ.get("LVSCHECK_DISABLE_PLUGINS", "").split(",") if n.strip()
         }
@@ -185,6 +186,8 @@ class PluginHost:
                     f"entry points) failed to import: {type(exc).__name__}: {exc}"
                 ) from exc
             self.register(plugin, ep.value)
+            if ep.dist is not None:
+                self._distributions[ep.value] = (ep.dist.name, ep.dist.version)
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -216,6 +219,16 @@ class PluginHost:
 
     def plugin_names(self) -> list[str]:
         return sorted(n for n, _ in self.pm.list_name_plugin())
+
+    def plugin_hooks(self, name: str) -> list[str]:
+        """The hooks the plugin called ``name`` implements."""
+        plugin = self.pm.get_plugin(name)
+        callers = self.pm.get_hookcallers(plugin) if plugin is not None else None
+        return sorted(caller.name for caller in callers or ())
+
+    def plugin_distribution(self, name: str) -> tuple[str, str] | None:
+        """``(distribution, version)`` of an installed plugin; ``None`` for built-in and object plugins."""
+        return self._distributions.get(name)
 
     # -- observer hooks -----------------------------------------------------------------
 

@@ -57,6 +57,10 @@ def command_plugins() -> int:
     rows = []
     for name in host.plugin_names():
         checks = [c for c in host.registry if host.registry.owner(c) == name]
-        rows.append({"name": name, "checks": checks})
+        row: dict[str, object] = {"name": name, "checks": checks, "hooks": host.plugin_hooks(name)}
+        dist = host.plugin_distribution(name)
+        if dist is not None:
+            row["distribution"], row["version"] = dist
+        rows.append(row)
     print(json.dumps(rows, indent=2))
     return 0
