@@ -1,0 +1,312 @@
+"""``mysql``: log in to MySQL/MariaDB, optionally run a query, and derive a weight from its state.
+
+The dialogue (aiomysql, imported inside the probe): the MySQL handshake and
+login as ``login`` (with ``database`` as the default schema), then, in this
+order and only when asked for: ``SELECT @@global.read_only`` (``role=``), the
+``request`` statement, ``SHOW REPLICA STATUS`` (``weightmode=lag``; ``SHOW SLAVE
+STATUS`` on servers too old for it) or ``SHOW GLOBAL STATUS LIKE
+'wsrep_local_state%'`` (``weightmode=galera``), and always COM_QUIT before the
+socket is closed, so the server counts neither an aborted connect nor an
+aborted client (ldirectord's half-open handshakes are what make MySQL block a
+director host after ``max_connect_errors``).  One deadline covers it all.
+
+docs/checks/mysql.md has the options, the exact statements and the weight rules.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from lvscheck.checks._db import (
+    LAG_OPTIONS,
+    PASSWORD_OPTIONS,
+    LagRule,
+    lag_outcome,
+    parse_role,
+    parse_text_regex,
+    read_password,
+    values_match,
+)
+from lvscheck.checktype import Check
+from lvscheck.errors import CheckFailed, OptionError
+from lvscheck.hookspecs import hookimpl
+from lvscheck.model import Option, Outcome
+
+if TYPE_CHECKING:
+    from lvscheck.engine.probe import Probe
+    from lvscheck.plugins import CheckRegistry
+
+__all__ = ["MysqlCheck"]
+
+#: A COM_QUIT packet: length 1, sequence 0, command 0x01.
+_COM_QUIT = b"\x01\x00\x00\x00\x01"
+
+_GALERA_STATES = {
+    "1": "Joining",
+    "2": "Donor/Desynced",
+    "3": "Joined",
+    "4": "Synced",
+}
+
+#: MySQL client error codes (CR_*) and server error codes (ER_*) we explain.
+_CR_CONN_HOST_ERROR = 2003
+_CR_SERVER_LOST = 2013
+_AUTH_ERRORS = frozenset({1045, 1698, 1251})  # access denied, access denied (plugin), auth method
+_ER_PARSE_ERROR = 1064
+_NOT_A_REPLICA = "not a replica (replica status is empty): no replication lag"
+
+
+def _parse_weightmode(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("none", "lag", "galera"):
+        raise ValueError("expected none, lag or galera")
+    return value
+
+
+def _parse_donor(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("down", "up", "degraded"):
+        raise ValueError("expected down, up or degraded")
+    return value
+
+
+class MysqlCheck(Check):
+    name = "mysql"
+    summary = "MySQL/MariaDB login, optional query and receive; weight from replication lag or Galera state"
+    default_port = 3306
+    options = (
+        Option("login", "user name to log in as (required, as in ldirectord)"),
+        *PASSWORD_OPTIONS,
+        Option("database", "default database (schema) to select at login"),
+        Option("request", "SQL statement; up iff it returns at least one row (default: login only)"),
+        Option(
+            "receive",
+            "regular expression one value of the request's result must match (searched, unanchored)",
+            None,
+            parse_text_regex,
+        ),
+        Option(
+            "role", "required role: primary (read_only=OFF), standby (read_only=ON) or any", "any", parse_role
+        ),
+        Option(
+            "weightmode",
+            "none, lag (replication lag -> weight) or galera (wsrep_local_state)",
+            "none",
+            _parse_weightmode,
+        ),
+        *LAG_OPTIONS,
+        Option(
+            "donor",
+            "weightmode=galera: verdict for a Donor/Desynced node: down, up or degraded (weight 1)",
+            "down",
+            _parse_donor,
+        ),
+    )
+
+    def setup(self) -> None:
+        opts = self.opts
+        self.login: str | None = opts["login"]
+        if not self.login:
+            raise OptionError(f"check type {self.name!r} needs login=USER (the account to log in as)")
+        self.password = read_password(self.name, opts)
+        if self.password:
+            self.secrets = (*self.secrets, self.password)
+        self.database: str | None = opts["database"] or None
+        self.request: str | None = opts["request"] or None
+        self.receive: re.Pattern[str] | None = opts["receive"]
+        if self.receive is not None and self.request is None:
+            raise OptionError(
+                f"check type {self.name!r}: receive= needs request= (the query whose result to match)"
+            )
+        self.role: str = opts["role"]
+        self.weightmode: str = opts["weightmode"]
+        self.lag_rule = LagRule.from_opts(self.name, opts)
+        self.donor: str = opts["donor"]
+        self._lag_statement = "SHOW REPLICA STATUS"
+
+    def describe(self) -> str:
+        return f"{self.name} {self.login}@{self.spec.target.host}:{self.port}"
+
+    async def probe(self, probe: Probe) -> Outcome:
+        import aiomysql
+
+        where = f"{probe.host}:{probe.port}"
+        probe.phase = f"connecting to {where} and logging in"
+        conn: Any = None
+        try:
+            try:
+                conn = await aiomysql.connect(
+                    host=probe.host,
+                    port=probe.port,
+                    user=self.login,
+                    password=self.password or "",
+                    db=self.database,
+                    connect_timeout=min(probe.connect_timeout, probe.remaining()),
+                    autocommit=True,  # the server's default: no SET AUTOCOMMIT round trip
+                    program_name="lvscheck",
+                )
+            except aiomysql.MySQLError as exc:
+                raise self._failure(exc, probe, login=True) from None
+            notes = [f"logged in as {self.login}"]
+            try:
+                if self.role != "any":
+                    probe.phase = "waiting for the read_only role"
+                    notes.append(await self._check_role(conn))
+                if self.request is not None:
+                    probe.phase = "waiting for the result of the request"
+                    notes.append(await self._run_request(conn))
+                if self.weightmode == "lag":
+                    probe.phase = "waiting for the replica status"
+                    lag, why = await self._replica_lag(conn)
+                    if why == _NOT_A_REPLICA:
+                        outcome = Outcome.up("; ".join([*notes, why]), lag=0.0)
+                    else:
+                        outcome = lag_outcome(
+                            self.lag_rule, lag, self.spec.target.weight, "; ".join(notes), why
+                        )
+                elif self.weightmode == "galera":
+                    probe.phase = "waiting for the Galera status"
+                    outcome = await self._galera(conn, "; ".join(notes))
+                else:
+                    outcome = Outcome.up("; ".join(notes))
+            except aiomysql.MySQLError as exc:
+                raise self._failure(exc, probe, login=False) from None
+            probe.phase = "closing"
+            await conn.ensure_closed()  # COM_QUIT, then close
+            return outcome
+        finally:
+            if conn is not None:
+                _quit(conn)
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def _query(self, conn: Any, statement: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        cur = await conn.cursor()
+        try:
+            await cur.execute(statement)
+            rows = list(await cur.fetchall())
+            columns = [d[0] for d in cur.description or ()]
+            while await cur.nextset():  # drain a multi-statement request before COM_QUIT
+                pass
+        finally:
+            await cur.close()
+        return columns, rows
+
+    async def _check_role(self, conn: Any) -> str:
+        _, rows = await self._query(conn, "SELECT @@global.read_only")
+        read_only = bool(rows and str(rows[0][0]) not in ("0", "OFF"))
+        actual = "standby" if read_only else "primary"
+        shown = f"read_only={'ON' if read_only else 'OFF'}"
+        if actual != self.role:
+            raise CheckFailed(f"role {actual} ({shown}), role={self.role} wanted")
+        return f"role {actual} ({shown})"
+
+    async def _run_request(self, conn: Any) -> str:
+        assert self.request is not None
+        _, rows = await self._query(conn, self.request)
+        if not rows:
+            raise CheckFailed(f"request returned no rows: {_short(self.request)}")
+        counted = f"request returned {len(rows)} row{'s' if len(rows) != 1 else ''}"
+        if self.receive is None:
+            return counted
+        found = values_match(self.receive, rows)
+        if found is None:
+            raise CheckFailed(f"{counted}, none with a value matching receive={self.receive.pattern!r}")
+        return f"{counted}, {_short(found)!r} matched receive"
+
+    async def _replica_lag(self, conn: Any) -> tuple[float | None, str]:
+        """Seconds behind the source (max over replication channels), or None and why."""
+        import aiomysql
+
+        try:
+            columns, rows = await self._query(conn, self._lag_statement)
+        except aiomysql.ProgrammingError as exc:
+            if exc.args[0] != _ER_PARSE_ERROR or self._lag_statement == "SHOW SLAVE STATUS":
+                raise
+            self._lag_statement = "SHOW SLAVE STATUS"  # MySQL < 8.0.22, MariaDB < 10.5.1
+            columns, rows = await self._query(conn, self._lag_statement)
+        if not rows:
+            return 0.0, _NOT_A_REPLICA  # no lag (role=standby rules primaries out)
+        index = {name.lower(): i for i, name in enumerate(columns)}
+        lag_col = index.get("seconds_behind_source", index.get("seconds_behind_master"))
+        if lag_col is None:
+            raise CheckFailed(f"{self._lag_statement} has no Seconds_Behind_Source/Master column")
+        worst = 0.0
+        for row in rows:
+            value = row[lag_col]
+            if value is None:
+                running = [
+                    f"{columns[i]}={row[i]}"
+                    for name in (
+                        "replica_io_running",
+                        "slave_io_running",
+                        "replica_sql_running",
+                        "slave_sql_running",
+                    )
+                    if (i := index.get(name)) is not None
+                ]
+                return None, ", ".join(running) or "Seconds_Behind_Master is NULL"
+            worst = max(worst, float(value))
+        return worst, ""
+
+    async def _galera(self, conn: Any, note: str) -> Outcome:
+        _, rows = await self._query(conn, "SHOW GLOBAL STATUS LIKE 'wsrep_local_state%'")
+        status = {str(name).lower(): str(value) for name, value in rows}
+        state = status.get("wsrep_local_state")
+        if state is None:
+            return Outcome.down(f"{note}; not a Galera node: no wsrep_local_state")
+        label = status.get("wsrep_local_state_comment") or _GALERA_STATES.get(state, "unknown")
+        text = f"{note}; Galera wsrep_local_state {state} ({label})"
+        if state == "4":
+            return Outcome.up(text, wsrep_local_state=4)
+        if state == "2" and self.donor != "down":
+            if self.donor == "up":
+                return Outcome.up(f"{text}; donor=up", wsrep_local_state=2)
+            return Outcome.degraded(
+                f"{text}; donor=degraded", weight=min(1, self.spec.target.weight), wsrep_local_state=2
+            )
+        return Outcome.down(text, wsrep_local_state=int(state) if state.isdigit() else state)
+
+    def _failure(self, exc: Any, probe: Probe, *, login: bool) -> BaseException:
+        """Turn a PyMySQL/aiomysql error into what the runner reports."""
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+        if code == _CR_CONN_HOST_ERROR:
+            cause = exc.__cause__
+            if isinstance(cause, TimeoutError):
+                return CheckFailed(
+                    f"connect to {probe.host}:{probe.port} timed out after {probe.connect_timeout:g} s"
+                )
+            if isinstance(cause, OSError):
+                return cause  # ConnectionRefusedError and friends: the runner words them
+            return CheckFailed(f"cannot connect: {message}")
+        if code == _CR_SERVER_LOST:
+            return CheckFailed(f"connection closed by the server {probe.phase}: {message}")
+        if code in _AUTH_ERRORS:
+            return CheckFailed(f"authentication failed: ({code}) {message}")
+        if code is None:
+            return CheckFailed(f"MySQL protocol error {probe.phase}: {message}")
+        what = "login failed" if login else "MySQL error"
+        return CheckFailed(f"{what}: ({code}) {message}")
+
+
+def _quit(conn: Any) -> None:
+    """Send COM_QUIT (if the connection is still open) and close, without awaiting."""
+    writer = getattr(conn, "_writer", None)  # aiomysql keeps it private; None once closed
+    if writer is None:
+        return
+    try:
+        writer.write(_COM_QUIT)
+    finally:
+        conn.close()  # transport.close(): flushes the 5 bytes, then FIN
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@hookimpl
+def lvscheck_register_checks(register: CheckRegistry) -> None:
+    register.add(MysqlCheck)

@@ -1,0 +1,210 @@
+"""MariaDB servers on 127.0.0.1 for the ``mysql`` check: a primary, a replica, a Galera node.
+
+Recipe: ../shared/reference/test-peers.md section 1.  ``mariadb-install-db`` runs once
+per test session into a template data dir (1.3 s); each server starts on a copy.
+The replica replicates from the primary over 127.0.0.1 with GTID, so everything
+created on the primary (users, the test table) reaches it.  Admin statements go
+through PyMySQL (the synchronous driver aiomysql is built on) as root over TCP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.peers import Server, free_port, require_binary, running
+
+__all__ = ["ROOT_PASSWORD", "MariaDB", "galera_node", "primary_and_replica", "sql"]
+
+ROOT_PASSWORD = "rootpw-7f3a"
+USER, PASSWORD = "lvs", "lvspw-S3cr3t!"
+
+_GALERA_PROVIDERS = ("/usr/lib/galera/libgalera_smm.so", "/usr/lib/galera-4/libgalera_smm.so")
+
+_template: Path | None = None
+
+
+def _template_dir() -> Path:
+    """A freshly installed data dir, made once per session and copied for each server."""
+    global _template
+    if _template is None:
+        installer = require_binary("mariadb-install-db", "mysql_install_db")
+        require_binary("mariadbd", "/usr/sbin/mariadbd")
+        base = Path(tempfile.mkdtemp(prefix="lvscheck-mariadb-template-"))
+        subprocess.run(
+            [
+                installer,
+                "--no-defaults",
+                f"--datadir={base / 'data'}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        _template = base / "data"
+    return _template
+
+
+@dataclass
+class MariaDB:
+    server: Server
+    port: int
+    workdir: Path
+
+    def connect(self, **kw: Any) -> Any:
+        import pymysql
+
+        args: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": "root",
+            "password": ROOT_PASSWORD,
+            "autocommit": True,
+            "connect_timeout": 5,
+        }
+        args.update(kw)
+        return pymysql.connect(**args)
+
+    def sql(self, statement: str) -> list[tuple[Any, ...]]:
+        return sql(self, statement)
+
+    def status(self, name: str) -> int:
+        rows = self.sql(f"SHOW GLOBAL STATUS LIKE '{name}'")
+        return int(rows[0][1])
+
+
+def sql(db: MariaDB, statement: str) -> list[tuple[Any, ...]]:
+    """Run one statement as root; return its rows."""
+    conn = db.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _mariadbd(name: str, extra: list[str], *, root_password: bool = False) -> Iterator[MariaDB]:
+    template = _template_dir()
+    workdir = Path(tempfile.mkdtemp(prefix=f"lvscheck-mariadb-{name}-"))
+    shutil.copytree(template, workdir / "data")
+    port = free_port()
+    argv = [
+        shutil.which("mariadbd") or "/usr/sbin/mariadbd",
+        "--no-defaults",
+        f"--datadir={workdir / 'data'}",
+        f"--socket={workdir / 'mysql.sock'}",
+        f"--port={port}",
+        "--bind-address=127.0.0.1",
+        f"--pid-file={workdir / 'mysqld.pid'}",
+        f"--log-error={workdir / 'err.log'}",
+        "--user=root",
+        "--innodb-buffer-pool-size=16M",
+        *extra,
+    ]
+    try:
+        with running(argv, port, workdir) as server:
+            db = MariaDB(server, port, workdir)
+            if root_password:
+                import pymysql
+
+                conn = pymysql.connect(host="127.0.0.1", port=port, user="root", password="", autocommit=True)
+                with conn.cursor() as cur:
+                    cur.execute("SELECT Host FROM mysql.user WHERE User = 'root'")
+                    for (host,) in cur.fetchall():
+                        cur.execute(f"ALTER USER 'root'@'{host}' IDENTIFIED BY '{ROOT_PASSWORD}'")
+                conn.close()
+            yield db
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _setup_primary(db: MariaDB) -> None:
+    for statement in (
+        f"CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'",
+        "CREATE DATABASE app",
+        "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(40))",
+        "INSERT INTO app.t (v) VALUES ('alive'), ('second')",
+        "CREATE TABLE app.empty (id INT)",
+        f"GRANT SELECT ON app.* TO '{USER}'@'%'",
+        f"GRANT SLAVE MONITOR ON *.* TO '{USER}'@'%'",
+        "CREATE USER 'repl'@'%' IDENTIFIED BY 'replpw'",
+        "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'",
+    ):
+        db.sql(statement)
+
+
+@contextlib.contextmanager
+def primary_and_replica() -> Iterator[tuple[MariaDB, MariaDB]]:
+    """A primary (server-id 1, binlog) and a GTID replica of it; users and app.t on both."""
+    with (
+        _mariadbd(
+            "primary", ["--server-id=1", "--log-bin=binlog", "--binlog-format=MIXED"], root_password=True
+        ) as primary,
+        _mariadbd(
+            "replica", ["--server-id=2", "--skip-log-bin", "--read-only=1"], root_password=True
+        ) as replica,
+    ):
+        _setup_primary(primary)
+        replica.sql(
+            f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={primary.port}, "
+            "MASTER_USER='repl', MASTER_PASSWORD='replpw', MASTER_USE_GTID=slave_pos, "
+            "MASTER_CONNECT_RETRY=1"
+        )
+        replica.sql("START SLAVE")
+        wait_replicated(primary, replica)
+        yield primary, replica
+
+
+def wait_replicated(primary: MariaDB, replica: MariaDB, timeout: float = 20.0) -> None:
+    """Until the replica has applied everything the primary has binlogged."""
+    target = primary.sql("SELECT @@global.gtid_binlog_pos")[0][0]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        rows = replica.sql(f"SELECT MASTER_GTID_WAIT('{target}', 0.2)")
+        if rows[0][0] == 0:
+            return
+    raise RuntimeError(f"replica did not reach GTID {target} in {timeout} s")
+
+
+@contextlib.contextmanager
+def galera_node() -> Iterator[MariaDB]:
+    """A one-node Galera cluster (bootstrapped with gcomm://): wsrep_local_state 4 (Synced)."""
+    provider = next((p for p in _GALERA_PROVIDERS if Path(p).exists()), None)
+    if provider is None:
+        pytest.skip("galera-4 is not installed (.ci/run installs it)")
+    gcomm, ist = free_port(), free_port()
+    with _mariadbd(
+        "galera",
+        [
+            "--server-id=3",
+            "--log-bin=binlog",
+            "--binlog-format=ROW",
+            "--wsrep-on=ON",
+            f"--wsrep-provider={provider}",
+            "--wsrep-cluster-address=gcomm://",
+            "--wsrep-node-address=127.0.0.1",
+            "--wsrep-sst-method=rsync",
+            f"--wsrep-provider-options=gmcast.listen_addr=tcp://127.0.0.1:{gcomm};ist.recv_addr=127.0.0.1:{ist}",
+        ],
+        root_password=True,
+    ) as node:
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            rows = node.sql("SHOW GLOBAL STATUS LIKE 'wsrep_local_state'")
+            if rows and rows[0][1] == "4":
+                break
+            time.sleep(0.1)
+        node.sql(f"CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'")
+        yield node

@@ -1,0 +1,193 @@
+"""PostgreSQL 15 on 127.0.0.1 for the ``pgsql`` check: a primary and a streaming standby.
+
+Recipe: ../shared/reference/test-peers.md section 1.  ``initdb`` refuses root, so
+every server process runs as the ``postgres`` user (``Popen(user=...)``); the
+data dirs live in a temp dir postgres can traverse.  The standby is a
+``pg_basebackup -R`` copy of the primary (``standby.signal`` and
+``primary_conninfo`` written by pg_basebackup).  Admin statements go through
+asyncpg as the ``postgres`` superuser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.peers import Server, free_port, require_binary, wait_for_port
+
+__all__ = ["PASSWORD", "SUPER_PASSWORD", "USER", "Postgres", "primary_and_standby"]
+
+BIN = Path("/usr/lib/postgresql/15/bin")
+SUPER_PASSWORD = "pgsuper-9c1e"
+USER, PASSWORD = "lvs", "lvs-pg-S3cr3t!"
+
+
+@dataclass
+class Postgres:
+    server: Server
+    port: int
+    datadir: Path
+
+    def sql(self, statement: str, database: str = "postgres") -> list[Any]:
+        async def go() -> list[Any]:
+            import asyncpg
+
+            conn = await asyncpg.connect(
+                host="127.0.0.1",
+                port=self.port,
+                user="postgres",
+                password=SUPER_PASSWORD,
+                database=database,
+                ssl=False,
+            )
+            try:
+                return [tuple(r) for r in await conn.fetch(statement)]
+            finally:
+                await conn.close()
+
+        return asyncio.run(go())
+
+
+def _as_postgres(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        argv, user="postgres", group="postgres", extra_groups=[], check=True, capture_output=True, **kw
+    )
+
+
+@contextlib.contextmanager
+def _postmaster(datadir: Path, port: int, sockdir: Path) -> Iterator[Postgres]:
+    log = open(datadir.parent / f"log-{port}.txt", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [
+            str(BIN / "postgres"),
+            "-D",
+            str(datadir),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-p",
+            str(port),
+            "-k",
+            str(sockdir),
+            "-c",
+            "fsync=off",
+            "-c",
+            "wal_level=replica",
+            "-c",
+            "max_wal_senders=4",
+            "-c",
+            "wal_receiver_status_interval=1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        user="postgres",
+        group="postgres",
+        extra_groups=[],
+    )
+    server = Server(proc, port, datadir, stop_signal=signal.SIGINT)  # SIGINT: fast shutdown
+    try:
+        try:
+            wait_for_port(port, proc=proc)
+        except RuntimeError as exc:
+            log.flush()
+            raise RuntimeError(f"{exc}: {(datadir.parent / f'log-{port}.txt').read_text()[-2000:]}") from None
+        yield Postgres(server, port, datadir)
+    finally:
+        server.stop()
+        log.close()
+
+
+def _wait_sql(db: Postgres, timeout: float = 20.0) -> None:
+    """The port opens before the server accepts logins (startup, recovery)."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            db.sql("SELECT 1")
+            return
+        except Exception:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def primary_and_standby() -> Iterator[tuple[Postgres, Postgres]]:
+    """A primary with user ``lvs`` and table app.t, and a hot standby streaming from it."""
+    require_binary(str(BIN / "initdb"))
+    base = Path(tempfile.mkdtemp(prefix="lvscheck-pg-"))
+    try:
+        os.chmod(base, 0o755)
+        shutil.chown(base, "postgres", "postgres")
+        pwfile = base / "pw"
+        pwfile.write_text(SUPER_PASSWORD + "\n")
+        shutil.chown(pwfile, "postgres", "postgres")
+        primary_dir, standby_dir = base / "primary", base / "standby"
+        _as_postgres(
+            [
+                str(BIN / "initdb"),
+                "-D",
+                str(primary_dir),
+                "-U",
+                "postgres",
+                "-A",
+                "scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
+        p_port, s_port = free_port(), free_port()
+        with _postmaster(primary_dir, p_port, base) as primary:
+            _wait_sql(primary)
+            primary.sql(f"CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'")
+            primary.sql("CREATE DATABASE app")
+            primary.sql("CREATE TABLE t (id serial PRIMARY KEY, v text)", "app")
+            primary.sql("INSERT INTO t (v) VALUES ('alive'), ('second')", "app")
+            primary.sql("CREATE TABLE empty (id int)", "app")
+            primary.sql(f"GRANT SELECT ON t, empty TO {USER}", "app")
+            _as_postgres(
+                [
+                    str(BIN / "pg_basebackup"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(p_port),
+                    "-U",
+                    "postgres",
+                    "-D",
+                    str(standby_dir),
+                    "-R",
+                    "-X",
+                    "stream",
+                    "--no-sync",
+                    "--checkpoint=fast",
+                ],
+                env={**os.environ, "PGPASSWORD": SUPER_PASSWORD},
+            )
+            with _postmaster(standby_dir, s_port, base) as standby:
+                _wait_sql(standby)
+                yield primary, standby
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def wait_replayed(primary: Postgres, standby: Postgres, timeout: float = 20.0) -> None:
+    """Until the standby has replayed everything the primary has written so far."""
+    lsn = primary.sql("SELECT pg_current_wal_lsn()::text")[0][0]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if standby.sql(f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn")[0][0]:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"standby did not replay up to {lsn} in {timeout} s")
