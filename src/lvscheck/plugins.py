@@ -49,6 +49,16 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "radius": "lvscheck.checks.radius",
     "sip": "lvscheck.checks.sip",
     "ping": "lvscheck.checks.ping",
+    "smtp": "lvscheck.checks.smtp",
+    "submission": "lvscheck.checks.smtp",
+    "ftp": "lvscheck.checks.ftp",
+    "imap": "lvscheck.checks.mail",
+    "imaps": "lvscheck.checks.mail",
+    "pop": "lvscheck.checks.mail",
+    "pops": "lvscheck.checks.mail",
+    "nntp": "lvscheck.checks.nntp",
+    "simpletcp": "lvscheck.checks.simpletcp",
+    "http_proxy": "lvscheck.checks.http_proxy",
 }
 
 

@@ -1,0 +1,113 @@
+"""Bounded line reading for the text protocols (FTP, IMAP, POP3, NNTP, simpletcp).
+
+Every read is bounded: a line longer than the stream's limit, a reply with too
+many continuation lines or an endless stream ends the check with a reason, it
+never grows memory.  Replies are shown in reasons shortened and printable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+from lvscheck.engine.probe import Probe
+from lvscheck.errors import CheckFailed
+
+__all__ = [
+    "MAX_LINE",
+    "MAX_LINES",
+    "Reply",
+    "parse_size",
+    "quote_shown",
+    "read_coded_reply",
+    "read_line",
+    "shown",
+    "size_text",
+]
+
+#: Longest reply line accepted (RFC 5321 allows 512, RFC 3501 has no limit but
+#: real greetings with capabilities stay below 1 KiB).  Also the StreamReader limit.
+MAX_LINE = 8192
+#: Most lines of one multi-line reply (or untagged IMAP responses before a tagged one).
+MAX_LINES = 256
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def shown(data: bytes, limit: int = 120) -> str:
+    """``data`` as printable text for a reason: decoded leniently, controls escaped, shortened."""
+    text = data.rstrip(b"\r\n").decode("utf-8", "replace")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def quote_shown(data: bytes, limit: int = 120) -> str:
+    """``shown(data)`` in single quotes (controls already escaped, so no repr() doubling)."""
+    return f"'{shown(data, limit)}'"
+
+
+def parse_size(text: str) -> int:
+    """``65536``, ``64k`` or ``1m`` (at most 64 MiB)."""
+    text = text.strip().lower()
+    factor = {"k": 1024, "m": 1024 * 1024}.get(text[-1:], 1)
+    digits = text[:-1] if factor > 1 else text
+    if not digits.isdigit() or not 0 < int(digits) * factor <= 64 * 1024 * 1024:
+        raise ValueError("expected a size in bytes such as 65536, 64k or 1m (at most 64m)")
+    return int(digits) * factor
+
+
+def size_text(n: int) -> str:
+    return f"{n // 1024} KiB" if n % 1024 == 0 else f"{n} bytes"
+
+
+async def read_line(reader: asyncio.StreamReader, probe: Probe) -> bytes:
+    """One line (without CR LF); the reader's limit bounds its length."""
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.LimitOverrunError:
+        raise CheckFailed(f"reply line longer than {MAX_LINE} bytes {probe.phase}") from None
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise CheckFailed(
+                f"connection closed by the server in the middle of a line {probe.phase}: "
+                f"{quote_shown(exc.partial)}"
+            ) from None
+        raise CheckFailed(f"connection closed by the server {probe.phase}") from None
+    return line.rstrip(b"\r\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A reply of the ``NNN text`` family (FTP, NNTP): its code and its lines."""
+
+    code: int
+    lines: tuple[bytes, ...]
+
+    @property
+    def text(self) -> str:
+        """The last line, shown (``530 Login incorrect.``)."""
+        return shown(self.lines[-1])
+
+
+_CODE = re.compile(rb"([1-5][0-9][0-9])([ -]|$)")
+
+
+async def read_coded_reply(reader: asyncio.StreamReader, probe: Probe, protocol: str) -> Reply:
+    """A possibly multi-line ``NNN-...`` / ``NNN ...`` reply (RFC 959 section 4.2)."""
+    first = await read_line(reader, probe)
+    m = _CODE.match(first)
+    if m is None:
+        raise CheckFailed(f"not an {protocol} reply {probe.phase}: {quote_shown(first)}")
+    code = m[1]
+    lines = [first]
+    if m[2] == b"-":
+        end = code + b" "
+        while True:
+            if len(lines) >= MAX_LINES:
+                raise CheckFailed(f"{protocol} reply longer than {MAX_LINES} lines {probe.phase}")
+            line = await read_line(reader, probe)
+            lines.append(line)
+            if line.startswith(end) or line == code:
+                break
+    return Reply(int(code), tuple(lines))

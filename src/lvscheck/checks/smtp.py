@@ -1,0 +1,208 @@
+"""``smtp`` and ``submission``: banner, EHLO, optional verified STARTTLS and AUTH, QUIT.
+
+The dialogue (RFC 5321, RFC 3207): read the ``220`` banner, ``EHLO <helo>``
+(``HELO`` when the server rejects EHLO, as ldirectord's Net::SMTP does) answered
+``250``; with ``starttls=yes`` the server must offer STARTTLS, ``STARTTLS`` ->
+``220``, a TLS handshake that verifies the certificate and its name, and a new
+``EHLO``; with ``login``/``passwd``, ``AUTH`` (the strongest mechanism both sides
+know, from CRAM-MD5, PLAIN, LOGIN) -> ``235``.  Then ``QUIT`` -> ``221``.
+
+The client is aiosmtplib, told *not* to upgrade on its own (its default upgrades
+whenever EHLO offers STARTTLS, which would turn a plain check into a TLS one).
+Its per-operation timeouts are set past the check's deadline: the engine's one
+deadline decides, and its reason names the step (``waiting for the reply to
+EHLO``).  Replies are bounded by aiosmtplib (8 KiB a line, 32 KiB a reply).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from typing import TYPE_CHECKING
+
+from lvscheck.checks.tls import TLS_OPTIONS, client_context
+from lvscheck.checktype import Check, parse_bool
+from lvscheck.engine.probe import Probe
+from lvscheck.errors import CheckFailed, OptionError
+from lvscheck.hookspecs import hookimpl
+from lvscheck.model import Option, Outcome
+from lvscheck.plugins import CheckRegistry
+
+if TYPE_CHECKING:
+    import aiosmtplib
+
+__all__ = ["SmtpCheck", "SubmissionCheck"]
+
+
+def _parse_helo(text: str) -> str:
+    text = text.strip()
+    if not text or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError("expected a host name without spaces, such as lvscheck.example.org")
+    return text
+
+
+def _parse_word(text: str) -> str:
+    if not text or any(c in text for c in "\r\n\0"):
+        raise ValueError("must not be empty or contain line breaks")
+    return text
+
+
+class SmtpCheck(Check):
+    name = "smtp"
+    summary = "SMTP banner 220, EHLO 250, optional verified STARTTLS and AUTH, QUIT 221"
+    default_port = 25
+    options = (
+        Option("helo", "name sent with EHLO/HELO", "localhost", _parse_helo),
+        Option("starttls", "require STARTTLS and a verified certificate (yes/no)", "no", parse_bool),
+        Option("login", "user name for AUTH (no AUTH when unset; needs passwd)", None, _parse_word),
+        Option("passwd", "password for AUTH", None, _parse_word, secret=True),
+        Option("virtualhost", "TLS server name to send and verify (default: the real's address)"),
+        *TLS_OPTIONS,
+    )
+
+    def setup(self) -> None:
+        opts = self.opts
+        self.helo: str = opts["helo"]
+        self.starttls: bool = opts["starttls"]
+        self.login: str | None = opts["login"]
+        self.passwd: str | None = opts["passwd"]
+        if (self.login is None) != (self.passwd is None):
+            raise OptionError(
+                f"check type {self.name!r}: login= and passwd= go together; set both or neither"
+            )
+        self.server_name: str = opts["virtualhost"] or self.spec.target.host
+        self.tls_context: ssl.SSLContext | None = None
+        if self.starttls:
+            try:
+                self.tls_context = client_context(
+                    parse_bool(opts["tlsverify"]), opts["cafile"], opts["certfile"], opts["keyfile"]
+                )
+            except ValueError as exc:
+                raise OptionError(f"tlsverify={opts['tlsverify']!r}: {exc}") from None
+            except (OSError, ssl.SSLError) as exc:
+                raise OptionError(f"cannot load the TLS files (cafile/certfile/keyfile): {exc}") from None
+
+    def describe(self) -> str:
+        tls = " STARTTLS" if self.starttls else ""
+        return f"{self.name}{tls} {self.spec.target.host}:{self.port}"
+
+    async def probe(self, probe: Probe) -> Outcome:
+        import aiosmtplib
+
+        sock = await _connect(probe)
+        # aiosmtplib times each operation itself; keep those past our deadline so that
+        # the engine's single deadline (and its phase-naming reason) is what fires.
+        client = aiosmtplib.SMTP(
+            sock=sock,
+            local_hostname=self.helo,
+            timeout=probe.remaining() + 5.0,
+            start_tls=False,
+            use_tls=False,
+            tls_context=self.tls_context,
+        )
+        probe.track(client)
+        try:
+            return await self._dialogue(client, probe)
+        except aiosmtplib.SMTPResponseException as exc:
+            raise CheckFailed(f"{_what(probe)}: {exc.code} {_one_line(exc.message)}") from None
+        except aiosmtplib.SMTPServerDisconnected:
+            raise CheckFailed(f"connection closed by the server {probe.phase}") from None
+        except aiosmtplib.SMTPConnectError as exc:
+            if isinstance(exc.__cause__, aiosmtplib.SMTPServerDisconnected):
+                raise CheckFailed(f"connection closed by the server {probe.phase}") from None
+            if isinstance(exc.__cause__, OSError):
+                raise exc.__cause__ from None  # the engine explains reset, unreachable, ...
+            raise CheckFailed(f"{_what(probe)}: {exc}") from None
+        except aiosmtplib.SMTPException as exc:
+            raise CheckFailed(f"{_what(probe)}: {exc}") from None
+
+    async def _dialogue(self, client: aiosmtplib.SMTP, probe: Probe) -> Outcome:
+        import aiosmtplib
+
+        probe.phase = "waiting for the banner"
+        await client.connect()
+        probe.phase = "waiting for the reply to EHLO"
+        await _ehlo(client, probe)
+        steps = ["banner 220", "EHLO 250" if client.supports_esmtp else "HELO 250"]
+        if self.starttls:
+            if not client.supports_extension("starttls"):
+                raise CheckFailed("STARTTLS required (starttls=yes) but the server does not offer it")
+            probe.phase = "waiting for the reply to STARTTLS"
+            await client.starttls(server_hostname=self.server_name, tls_context=self.tls_context)
+            probe.phase = "waiting for the reply to EHLO after STARTTLS"
+            await _ehlo(client, probe)
+            ssl_object = client.get_transport_info("ssl_object")
+            steps.append(f"STARTTLS ({ssl_object.version() if ssl_object else 'TLS'})")
+        if self.login is not None and self.passwd is not None:
+            if not client.supports_extension("auth"):
+                raise CheckFailed("login= is set but the server offers no AUTH here")
+            probe.phase = "waiting for the reply to AUTH"
+            try:
+                await client.login(self.login, self.passwd)
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                raise CheckFailed(f"login failed: {exc.code} {_one_line(exc.message)}") from None
+            steps.append(f"AUTH as {self.login}")
+        probe.phase = "waiting for the reply to QUIT"
+        await client.quit()
+        return Outcome.up(", ".join(steps))
+
+
+async def _connect(probe: Probe) -> socket.socket:
+    """A connected TCP socket to the real, under ``connecttimeout``; the engine closes it."""
+    loop = asyncio.get_running_loop()
+    where = f"[{probe.host}]:{probe.port}" if ":" in probe.host else f"{probe.host}:{probe.port}"
+    probe.phase = f"connecting to {where}"
+    infos = await loop.getaddrinfo(probe.host, probe.port, type=socket.SOCK_STREAM)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    probe.track(sock)
+    sock.setblocking(False)
+    try:
+        async with asyncio.timeout(min(probe.connect_timeout, probe.remaining())):
+            await loop.sock_connect(sock, address)
+    except TimeoutError:
+        if probe.remaining() <= 0:
+            raise
+        raise CheckFailed(f"connect to {where} timed out after {probe.connect_timeout:g} s") from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+async def _ehlo(client: aiosmtplib.SMTP, probe: Probe) -> None:
+    import aiosmtplib
+
+    try:
+        await client.ehlo()
+    except aiosmtplib.SMTPHeloError as exc:
+        if exc.code < 500:
+            raise
+        probe.phase = "waiting for the reply to HELO"
+        await client.helo()
+
+
+def _what(probe: Probe) -> str:
+    """``unexpected reply to EHLO`` from ``waiting for the reply to EHLO``."""
+    phase = probe.phase
+    if phase.startswith("waiting for the reply to "):
+        return "unexpected reply to " + phase.removeprefix("waiting for the reply to ")
+    if phase == "waiting for the banner":
+        return "SMTP banner is not 220"
+    return f"SMTP error {phase}"
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+class SubmissionCheck(SmtpCheck):
+    name = "submission"
+    summary = "mail submission (port 587): as smtp, banner, EHLO, optional verified STARTTLS and AUTH"
+    default_port = 587
+
+
+@hookimpl
+def lvscheck_register_checks(register: CheckRegistry) -> None:
+    register.add(SmtpCheck)
+    register.add(SubmissionCheck)

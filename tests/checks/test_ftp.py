@@ -1,0 +1,247 @@
+"""The ftp check against a real Debian vsftpd (tests/peers/vsftpd.py) and hostile servers.
+
+vsftpd answers a wrong password after PAM's fail delay (about 3 s): with the
+default 5 s deadline the verdict must still be "login failed", and with a
+shorter one the timeout must say that the server was deciding about PASS.
+Hostile behaviour (garbage, endless lines, a broken PASV) comes from hand-written
+servers (tests/peers/textfaults.py), since vsftpd does not misbehave on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.peers import free_port
+from tests.peers.faults import serve
+from tests.peers.textfaults import endless_line, endless_lines, open_fds, paused, script, stall
+from tests.peers.vsftpd import FILE_BODY, FILE_NAME, PASSWORD, USER, Vsftpd, start_vsftpd
+
+import lvscheck
+from lvscheck import CheckSpec, OptionError, Result, State, Target
+
+pytestmark = pytest.mark.peer
+
+LVSCHECK = str(Path(sys.executable).parent / "lvscheck")
+
+
+@pytest.fixture(scope="module")
+def ftp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vsftpd]:
+    with start_vsftpd(tmp_path_factory.mktemp("vsftpd")) as server:
+        yield server
+
+
+def check(port: int, **options: Any) -> Result:
+    [result] = lvscheck.run_checks([CheckSpec("ftp", Target("127.0.0.1", port), options)])
+    return result
+
+
+def timed(port: int, **options: Any) -> tuple[Result, float]:
+    t0 = time.monotonic()
+    result = check(port, **options)
+    return result, time.monotonic() - t0
+
+
+# -- the real server --------------------------------------------------------------------------------
+
+
+def test_anonymous_login_is_up(ftp: Vsftpd) -> None:
+    r = check(ftp.port)
+    assert r.state is State.UP
+    assert r.reason == "logged in as anonymous"
+    assert r.latency < 1
+
+
+def test_retr_and_receive(ftp: Vsftpd) -> None:
+    r = check(ftp.port, request=FILE_NAME, receive="Still alive")
+    assert r.state is State.UP
+    assert r.reason == f"logged in as anonymous, 'Still alive' found in {FILE_NAME}"
+    assert r.details["bytes"] == len(FILE_BODY)
+
+
+def test_receive_not_in_file_is_down(ftp: Vsftpd) -> None:
+    r = check(ftp.port, request=FILE_NAME, receive="Gone away")
+    assert r.state is State.DOWN
+    assert (
+        r.reason
+        == f"logged in as anonymous, but 'Gone away' not found in {FILE_NAME} ({len(FILE_BODY)} bytes)"
+    )
+
+
+def test_missing_file_is_down(ftp: Vsftpd) -> None:
+    r = check(ftp.port, request="no-such-file")
+    assert r.state is State.DOWN
+    assert r.reason == "RETR no-such-file failed: 550 Failed to open file."
+
+
+def test_large_file_read_is_bounded(ftp: Vsftpd) -> None:
+    # the marker sits after 200 KiB: only maxsize (64 KiB by default) is read
+    r = check(ftp.port, request="large.bin", receive="MARKER-AT-THE-END")
+    assert r.state is State.DOWN
+    assert r.reason.endswith("not found in the first 64 KiB of large.bin")
+    assert r.details["bytes"] == 64 * 1024
+    assert check(ftp.port, request="large.bin", receive="MARKER-AT-THE-END", maxsize="1m").state is State.UP
+
+
+def test_local_user_login(ftp: Vsftpd) -> None:
+    r = check(ftp.port, login=USER, passwd=PASSWORD, request=FILE_NAME)
+    assert r.state is State.UP
+    assert r.reason == f"logged in as {USER}, fetched {FILE_NAME} ({len(FILE_BODY)} bytes)"
+
+
+def test_wrong_password_says_login_failed_despite_the_servers_delay(ftp: Vsftpd) -> None:
+    r, took = timed(ftp.port, login=USER, passwd="wrong-password")
+    assert r.state is State.DOWN
+    assert r.reason == "login failed: 530 Login incorrect."
+    assert 2.0 < took < 5.0  # PAM's delay, inside the default 5 s deadline
+    assert "wrong-password" not in r.reason
+
+
+def test_wrong_password_with_a_short_deadline_names_the_pass_step(ftp: Vsftpd) -> None:
+    r, took = timed(ftp.port, login=USER, passwd="wrong-password", negotiatetimeout="1")
+    assert r.state is State.DOWN
+    assert r.reason.startswith("timed out after 1 s waiting for the reply to PASS")
+    assert 0.9 < took < 1.5
+
+
+def test_non_anonymous_login_needs_a_password() -> None:
+    with pytest.raises(OptionError, match="login='someone' needs passwd"):
+        check(21, login="someone")
+    with pytest.raises(OptionError, match="receive= is searched in the file request= names"):
+        check(21, receive="x")
+
+
+# -- refused, stalled, hostile -----------------------------------------------------------------------
+
+
+def test_refused() -> None:
+    r = check(free_port())
+    assert r.state is State.DOWN
+    assert r.reason == "connection refused"
+
+
+def test_stalled_real_server_is_down_at_the_deadline(ftp: Vsftpd) -> None:
+    with paused(ftp.server.pid):
+        r, took = timed(ftp.port, negotiatetimeout="1")
+    assert r.state is State.DOWN
+    assert r.reason == "timed out after 1 s waiting for the banner"
+    assert 0.9 < took < 1.5
+
+
+def test_accept_and_stall() -> None:
+    with serve(stall) as port:
+        r, took = timed(port, negotiatetimeout="0.5")
+    assert r.reason == "timed out after 0.5 s waiting for the banner"
+    assert took < 1.0
+
+
+HOSTILE: list[tuple[str, Any, dict[str, str], str]] = [
+    (
+        "garbage",
+        script(b"SSH-2.0-OpenSSH_9.2\r\n"),
+        {},
+        "not an FTP reply waiting for the banner: 'SSH-2.0-OpenSSH_9.2'",
+    ),
+    ("421", script(b"421 Too many users\r\n"), {}, "FTP banner is not 220: 421 Too many users"),
+    (
+        "truncated",
+        script(b"220-welcome\r\n220-still welc", then="close"),
+        {},
+        "connection closed by the server in the middle of a line waiting for the banner: '220-still welc'",
+    ),
+    (
+        "closed",
+        script(b"220 hi\r\n", then="close"),
+        {},
+        "connection closed by the server waiting for the reply to USER",
+    ),
+    ("endless-line", endless_line(b"220 "), {}, "reply line longer than 8192 bytes waiting for the banner"),
+    (
+        "endless-reply",
+        endless_lines(b"220-more\r\n"),
+        {},
+        "FTP reply longer than 256 lines waiting for the banner",
+    ),
+    (
+        "bad-pasv",
+        script(b"220 hi\r\n", b"331 pw\r\n", b"230 in\r\n", b"200 ok\r\n", b"227 no numbers\r\n"),
+        {"request": "f"},
+        "unexpected reply to PASV: '227 no numbers'",
+    ),
+    (
+        "pasv-port",
+        script(b"220 hi\r\n", b"331 pw\r\n", b"230 in\r\n", b"200 ok\r\n", b"227 (127,0,0,1,999,1)\r\n"),
+        {"request": "f"},
+        "PASV reply names no valid port: '227 (127,0,0,1,999,1)'",
+    ),
+    (
+        "binary-quit",
+        script(b"220 hi\r\n", b"331 pw\r\n", b"230 in\r\n", b"\x00\xff junk\r\n"),
+        {},
+        "not an FTP reply waiting for the reply to QUIT: '\\x00\ufffd junk'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("handler", "options", "reason"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE]
+)
+def test_hostile_servers(handler: Any, options: dict[str, str], reason: str) -> None:
+    with serve(handler) as port:
+        r, took = timed(port, negotiatetimeout="2", **options)
+    assert r.state is State.DOWN
+    assert r.reason == reason
+    assert took < 2.5
+
+
+def test_no_socket_leak(ftp: Vsftpd) -> None:
+    check(ftp.port)  # warm up: imports, the event loop's own descriptors
+    before = open_fds()
+    for _ in range(3):
+        check(ftp.port, request=FILE_NAME, receive="Still alive")
+        check(ftp.port, request="large.bin")
+        check(free_port())
+        for _, handler, options, _ in HOSTILE:
+            with serve(handler) as port:
+                check(port, negotiatetimeout="1", **options)
+    with paused(ftp.server.pid):
+        check(ftp.port, negotiatetimeout="0.3")
+    assert open_fds() <= before
+
+
+# -- the command line, as ldirectord would start it -----------------------------------------------------
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LVSCHECK, *args], capture_output=True, text=True, timeout=20)
+
+
+def test_cli_up_and_json(ftp: Vsftpd) -> None:
+    p = cli("run", "ftp", f"127.0.0.1:{ftp.port}", f"request={FILE_NAME}", "receive=Still alive")
+    assert p.returncode == 0, p
+    assert "logged in as anonymous" in p.stdout
+    p = cli("run", "--json", "ftp", f"127.0.0.1:{ftp.port}", f"login={USER}", f"passwd={PASSWORD}")
+    assert p.returncode == 0, p
+    [doc] = json.loads(p.stdout) if p.stdout.lstrip().startswith("[") else [json.loads(p.stdout)]
+    assert doc["state"] == "up"
+    assert doc["reason"] == f"logged in as {USER}"
+    assert PASSWORD not in p.stdout
+
+
+def test_cli_wrong_password_exit_2_and_no_secret(ftp: Vsftpd) -> None:
+    p = cli("run", "ftp", f"127.0.0.1:{ftp.port}", f"login={USER}", "passwd=Secret-Wrong-1")
+    assert p.returncode == 2, p
+    assert "login failed: 530 Login incorrect." in p.stdout
+    assert "Secret-Wrong-1" not in p.stdout + p.stderr
+
+
+def test_cli_usage_error_exit_3() -> None:
+    p = cli("run", "ftp", "127.0.0.1:21", "login=someone")
+    assert p.returncode == 3, p
+    assert "needs passwd" in p.stderr

@@ -1,0 +1,100 @@
+"""A real Debian vsftpd on 127.0.0.1 for the ftp check.
+
+:func:`start_vsftpd` writes a private config into a directory and starts vsftpd
+in the foreground (``background=NO``).  Anonymous login is on (any password) with
+``anon_root`` holding :data:`FILE_NAME`; the local user :data:`USER` (created with
+``useradd`` if missing, password :data:`PASSWORD` set with ``chpasswd``, PAM
+service ``vsftpd``) logs into the same directory.  A wrong password is answered
+after PAM's fail delay (about 3 s), as on a production server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.peers import Server, free_port, require_binary, running
+
+__all__ = ["FILE_BODY", "FILE_NAME", "PASSWORD", "USER", "Vsftpd", "start_vsftpd"]
+
+USER = "lvsftp"
+PASSWORD = "lvs-ftp-pw"
+FILE_NAME = "status.txt"
+FILE_BODY = b"lvscheck ftp file\nStill alive\n"
+
+
+@dataclass
+class Vsftpd:
+    port: int
+    root: Path
+    server: Server
+
+    def pause(self) -> None:
+        os.kill(self.server.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.server.pid, signal.SIGCONT)
+
+
+def _ensure_user(home: Path) -> None:
+    if subprocess.run(["id", USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-M", "-d", str(home), "-s", "/bin/sh", USER], check=True)
+    subprocess.run(["chpasswd"], input=f"{USER}:{PASSWORD}\n".encode(), check=True)
+
+
+@contextlib.contextmanager
+def start_vsftpd(workdir: Path) -> Iterator[Vsftpd]:
+    binary = require_binary("/usr/sbin/vsftpd", "vsftpd")
+    # The local user must reach its root after vsftpd drops to its uid, and pytest's
+    # temp dirs sit under a 0700 directory: the served files live in their own /tmp dir.
+    root = Path(tempfile.mkdtemp(prefix="lvscheck-ftp-"))
+    empty = workdir / "empty"
+    empty.mkdir()
+    (root / FILE_NAME).write_bytes(FILE_BODY)
+    (root / "large.bin").write_bytes(b"x" * (200 * 1024) + b"MARKER-AT-THE-END")
+    os.chmod(workdir, 0o755)
+    os.chmod(root, 0o555)  # vsftpd refuses a writable chroot
+    _ensure_user(root)
+    port = free_port()
+    pasv = free_port()
+    conf = workdir / "vsftpd.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                "listen=YES",
+                "listen_ipv6=NO",
+                "listen_address=127.0.0.1",
+                f"listen_port={port}",
+                "background=NO",
+                "anonymous_enable=YES",
+                f"anon_root={root}",
+                "no_anon_password=YES",
+                "local_enable=YES",
+                f"local_root={root}",
+                "chroot_local_user=YES",
+                "pam_service_name=vsftpd",
+                f"secure_chroot_dir={empty}",
+                "pasv_enable=YES",
+                "pasv_address=127.0.0.1",
+                f"pasv_min_port={pasv}",
+                f"pasv_max_port={pasv}",
+                "port_enable=NO",
+                f"vsftpd_log_file={workdir / 'vsftpd.log'}",
+                "xferlog_enable=NO",
+                "max_per_ip=0",
+                "",
+            ]
+        )
+    )
+    try:
+        with running([binary, str(conf)], port, workdir) as server:
+            yield Vsftpd(port, root, server)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
