@@ -6,7 +6,12 @@ are plugins of exactly this kind (see ``lvscheck.checks``); external ones are
 found through the ``lvscheck`` entry-point group.
 
 Core code never calls ``pm.hook.*`` itself: it goes through the typed facade
-:class:`lvscheck.plugins.PluginHost`.
+:class:`lvscheck.plugins.PluginHost`.  A misspelt hook name or argument, or a
+``lvscheck_*`` function without ``@hookimpl``, is a
+:class:`lvscheck.errors.PluginError` naming the plugin when it is registered.
+
+Every hook here is documented, with its signature, in ``docs/plugins/hooks.md``;
+``tests/test_plugins.py`` fails when the two disagree.
 """
 
 from __future__ import annotations
