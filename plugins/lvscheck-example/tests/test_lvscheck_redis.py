@@ -191,7 +191,7 @@ def test_stalled_server_times_out_naming_the_pong(fake_server: tuple[socket.sock
     _, port = fake_server  # the kernel accepts the connection; nobody ever answers
     started = time.monotonic()
     result = check(port, negotiatetimeout="0.3")
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0  # 0.3 s deadline, plus interpreter noise on a busy CI host
     assert (result.state, result.reason) == (State.DOWN, "timed out after 0.3 s waiting for the PONG")
 
 
