@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from lvscheck.engine.probe import Probe
     from lvscheck.plugins import CheckRegistry
 
-__all__ = ["MAX_WORKERS", "LdapCheck", "LdapsCheck"]
+__all__ = ["MAX_WORKERS", "LdapCheck", "LdapsCheck", "busy_workers"]
 
 #: Threads running LDAP dialogues at once (per process).  Checks beyond that
 #: wait for a worker, inside their own deadline.
@@ -48,6 +48,12 @@ MAX_WORKERS = 8
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_busy = 0
+
+
+def busy_workers() -> int:
+    """How many worker threads are inside an LDAP dialogue right now."""
+    return _busy
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -161,9 +167,14 @@ class LdapCheck(Check):
     # -- the worker thread ----------------------------------------------------------------
 
     def _dialogue(self, host: str, port: int, job: _Job) -> Outcome:
+        global _busy
+        with _pool_lock:
+            _busy += 1
         try:
             return self._talk(host, port, job)
         finally:
+            with _pool_lock:
+                _busy -= 1
             with job.lock:
                 job.finished = True
                 conn = job.conn
