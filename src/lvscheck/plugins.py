@@ -59,6 +59,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "nntp": "lvscheck.checks.nntp",
     "simpletcp": "lvscheck.checks.simpletcp",
     "http_proxy": "lvscheck.checks.http_proxy",
+    "external": "lvscheck.checks.external",
 }
 
 

@@ -63,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--rounds", type=int, default=3, help="check rounds after the failure (default 3)")
 
+    from lvscheck.cli.check_config import add_arguments as check_config_arguments
+
+    check_config_arguments(
+        sub.add_parser(
+            "check-config",
+            help="validate an ldirectord.cf and summarise it (like nginx -t)",
+            description="Validate an ldirectord.cf: print every error (exit 1) or a summary (exit 0).",
+        )
+    )
+
     from lvscheck.cli.daemon import add_arguments as daemon_arguments
 
     daemon_arguments(
@@ -98,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lvscheck.cli.demo import command_demo
 
             return command_demo(args)
+        if args.command == "check-config":
+            from lvscheck.cli.check_config import command_check_config
+
+            return command_check_config(args)
         if args.command == "daemon":
             from lvscheck.cli.daemon import command_daemon
 

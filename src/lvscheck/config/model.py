@@ -294,6 +294,8 @@ class VirtualService:
     load: str | None = None
     reals: tuple[RealServer, ...] = ()
     lvscheck: LvscheckSettings = field(default_factory=LvscheckSettings)
+    #: directive -> line of its (last) value in the block, for messages found later
+    lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def name(self) -> str:

@@ -265,6 +265,7 @@ def _virtual(
         load=values.get("load"),
         reals=tuple(_apply_quirks(r, service) for r in reals),
         lvscheck=lv,
+        lines=MappingProxyType(dict(rv.lines)),
     )
     _semantic_warnings(virtual, rv, report)
     return virtual
