@@ -31,6 +31,11 @@ def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentPars
     daemon.add_argument("--metrics", metavar="[HOST:]PORT", help="serve Prometheus metrics (127.0.0.1)")
     daemon.add_argument("--event-log", metavar="FILE", help="append one JSON line per event")
     daemon.add_argument("--notify-command", metavar="CMD", help="run CMD EVENT VIRTUAL REAL on transitions")
+    daemon.add_argument(
+        "--smtp",
+        metavar="HOST[:PORT]",
+        help="relay for alert mail (emailalert=); overrides smtp= of the config",
+    )
     daemon.add_argument("--pid-file", metavar="FILE", help="write the daemon's pid here")
     daemon.add_argument(
         "--reconcile", type=float, default=10.0, metavar="S", help="re-read the kernel table every S s (10)"
@@ -43,6 +48,11 @@ def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentPars
         default=1.0,
         metavar="S",
         help="a check that starts S s late cannot take a real out (1.0)",
+    )
+    daemon.add_argument(
+        "--check",
+        action="store_true",
+        help="only read the config and prepare every check; exit 0, or 3 on errors",
     )
     daemon.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     status.add_argument("--control", default=DEFAULT_CONTROL, metavar="PATH", help="the daemon's socket")
@@ -62,7 +72,7 @@ def command_daemon(args: argparse.Namespace) -> int:
     from lvscheck.engine import Engine
     from lvscheck.errors import AdapterError, ConfigError
 
-    if args.ipvs == "none":
+    if args.ipvs == "none" or args.check:
         from lvscheck.adapters.ipvs.table import MemoryIPVS
 
         backend: Any = MemoryIPVS()
@@ -78,7 +88,7 @@ def command_daemon(args: argparse.Namespace) -> int:
         args.config,
         backend,
         engine=Engine(max_in_flight=args.max_in_flight, per_host=args.per_host),
-        events=EventSink(args.event_log, args.notify_command),
+        events=EventSink(args.event_log, args.notify_command, smtp=args.smtp),
         options=DirectorOptions(reconcile=args.reconcile, behind=args.behind),
         notify=notify,
     )
@@ -88,6 +98,13 @@ def command_daemon(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"lvscheck daemon: {problem}", file=sys.stderr)
         return 3
+    if args.check:
+        pools = director._pending_layout[0].pools
+        reals = sum(len(p.slots) for p in pools.values())
+        print(f"{args.config}: ok: {len(pools)} virtual services, {reals} real servers")
+        for warning in getattr(director.config, "warnings", ()):
+            print(f"{warning}", file=sys.stderr)
+        return 0
     if args.pid_file:
         with open(args.pid_file, "w") as fh:
             fh.write(f"{os.getpid()}\n")

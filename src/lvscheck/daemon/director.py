@@ -55,6 +55,7 @@ __all__ = ["Backend", "Director", "DirectorOptions", "RealState"]
 log = logging.getLogger("lvscheck.daemon")
 
 _SUSPECT_REASONS = ("network is unreachable",)
+_BAD_KINDS = frozenset({"director", "suspect"})
 
 
 class Backend(Protocol):
@@ -76,7 +77,8 @@ class DirectorOptions:
     reconcile: float = 10.0  # seconds between kernel re-reads (0: never)
     behind: float = 1.0  # start lag (s) from which failures are not trusted
     flush_delay: float = 0.01  # seconds to gather writes into one batch
-    first_round: float = 1.0  # unchecked reals get their first check within this many seconds
+    first_round: float = 1.0  # unchecked reals get their first check within this many seconds ...
+    first_rate: float = 2000.0  # ... or slower: at most this many first checks per second
     autoreload_every: float = 2.0
 
 
@@ -110,6 +112,7 @@ class RealState:
 
 @dataclass(slots=True)
 class PoolState:
+    bad: int = 0  # reals whose last result failed for a director-side reason
     guarded: bool = False
     fallback_active: bool = False
     guard_logged: float = 0.0
@@ -268,7 +271,7 @@ class Director:
 
     async def reload(self, why: str = "reload") -> bool:
         """Re-read the config; keep the old one if the new one has any error."""
-        self.sd_notify("RELOADING=1")
+        self.sd_notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
         self.events.daemon_state = "reloading"
         try:
             config, layout, checks = _load(self.config_path, self.engine, self.loader)
@@ -320,6 +323,8 @@ class Director:
             if key not in layout.pools:
                 del self.pools[key]
                 changed.add(key)
+        unknown = sum(1 for sid in layout.slots if sid not in self.reals)
+        first_spread = max(self.options.first_round, unknown / self.options.first_rate)
         for sid, slot in layout.slots.items():
             main, conn = checks[sid]
             rs = self.reals.get(sid)
@@ -344,7 +349,7 @@ class Director:
                 rs.job = None
             elif restart or sid not in self.scheduler:
                 rs.job = Job(sid, rs.pick, slot.interval, slot.fastinterval, slot.jitter, _changing(rs))
-                within = self.options.first_round if rs.track.phase is Phase.UNKNOWN else slot.interval
+                within = first_spread if rs.track.phase is Phase.UNKNOWN else slot.interval
                 self.scheduler.start(rs.job, first_within=min(within, slot.interval))
         if removed_services:
             gone = [
@@ -355,6 +360,8 @@ class Director:
                 and old.pools[k].service.key in self.kernel.services
             ]
             self._report_errors(self._apply(gone))
+        for key, pool in layout.pools.items():
+            self.pools[key].bad = sum(self.reals[sid].last_kind in _BAD_KINDS for sid in pool.slots)
         self._dirty.update(layout.pools if first else changed & set(layout.pools))
         return {old.pools[k].name if k in old.pools else layout.pools[k].name for k in changed}
 
@@ -398,14 +405,16 @@ class Director:
         pool = self.layout.pools[slot.pool]
         if result.state is State.DOWN:
             if result.details.get("fault") == "director" or lag > self.options.behind:
-                rs.last_kind = "director"
+                kind = "director"
             elif result.reason.startswith(_SUSPECT_REASONS):
-                rs.last_kind = "suspect"
+                kind = "suspect"
             else:
-                rs.last_kind = "fail"
+                kind = "fail"
         else:
-            rs.last_kind = "ok"
+            kind = "ok"
         pstate = self.pools[slot.pool]
+        pstate.bad += (kind in _BAD_KINDS) - (rs.last_kind in _BAD_KINDS)
+        rs.last_kind = kind
         self._update_guard(pool, pstate)
         if rs.last_kind == "ok":
             seen = Observation.OK
@@ -449,14 +458,8 @@ class Director:
 
     def _update_guard(self, pool: Pool, pstate: PoolState) -> None:
         n = len(pool.slots)
-        if n < 2:
-            return
-        bad = 0
-        for sid in pool.slots:
-            kind = self.reals[sid].last_kind
-            if kind in ("director", "suspect"):
-                bad += 1
-        guarded = bad * 2 > n
+        bad = pstate.bad
+        guarded = n >= 2 and bad * 2 > n
         now = time.monotonic()
         if guarded and (not pstate.guarded or now - pstate.guard_logged > 60):
             pstate.guard_logged = now

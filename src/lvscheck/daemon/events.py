@@ -5,10 +5,12 @@ Every event is one flat dict (``time``, ``event``, and fields such as
 
 * as one JSON line to the event log file (``--event-log``), flushed at once;
 * to stdlib logging (``lvscheck.events``, INFO; guard and errors at ERROR);
-* to the notify hook: a command (``--notify-command``: run with the event as
-  JSON on stdin and as ``LVSCHECK_*`` environment variables, never through a
-  shell) and/or mail (ldirectord's ``emailalert``/``smtp``/``emailalertfrom``,
-  sent with smtplib in a worker thread so the check loop never waits on SMTP).
+* to the notify hook, for transitions (a real up or down, a fallback on or off,
+  the pool guard): a command (``--notify-command CMD``: run as ``CMD EVENT
+  VIRTUAL REAL`` with the event as JSON on stdin and as ``LVSCHECK_*``
+  environment variables, never through a shell) and/or mail (ldirectord's
+  ``emailalert``/``smtp``/``emailalertfrom``, sent with smtplib in a worker thread
+  so the check loop never waits on SMTP).
 
 Mail goes out for real-server transitions only (``down``, ``up``), as
 ldirectord's "Quiescent/Deleted/Restored/Added" alerts do.
@@ -29,6 +31,8 @@ __all__ = ["EventSink", "MailSettings"]
 log = logging.getLogger("lvscheck.events")
 
 _MAIL_EVENTS = frozenset({"down", "up"})
+#: events that run the notify command: transitions of reals and pools
+NOTIFY_EVENTS = frozenset({"down", "up", "fallback-on", "fallback-off", "guard", "guard-cleared"})
 _LOUD = frozenset({"guard", "ipvs-error", "reload-failed"})
 
 
@@ -50,8 +54,9 @@ class MailSettings:
 class EventSink:
     """Fan events out to the log file, logging, a command and mail."""
 
-    def __init__(self, path: str | None = None, command: str | None = None) -> None:
+    def __init__(self, path: str | None = None, command: str | None = None, smtp: str | None = None) -> None:
         self.path = path
+        self.smtp = smtp  # overrides the config's smtp= (HOST[:PORT])
         self.command = command
         self.daemon_state = "starting"
         self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
@@ -67,10 +72,10 @@ class EventSink:
             self._file.flush()
         level = logging.ERROR if event in _LOUD else logging.INFO
         log.log(level, "%s", _human(record))
-        if self.command:
+        if self.command and event in NOTIFY_EVENTS:
             self._spawn(self._run_command(text, record))
         if mail is not None and event in _MAIL_EVENTS and mail.allows(self.daemon_state):
-            self._spawn(asyncio.to_thread(_send_mail, mail, record))
+            self._spawn(asyncio.to_thread(_send_mail, mail, record, self.smtp))
         return record
 
     def _spawn(self, coro: Any) -> None:
@@ -122,7 +127,7 @@ def _human(record: Mapping[str, Any]) -> str:
     return f"{record['event']}: {rest}"
 
 
-def _send_mail(mail: MailSettings, record: Mapping[str, Any]) -> None:
+def _send_mail(mail: MailSettings, record: Mapping[str, Any], relay: str | None = None) -> None:
     import smtplib
     from email.message import EmailMessage
 
@@ -132,7 +137,7 @@ def _send_mail(mail: MailSettings, record: Mapping[str, Any]) -> None:
     msg["From"] = mail.sender
     msg["To"] = ", ".join(mail.to)
     msg.set_content("\n".join(f"{k}: {v}" for k, v in record.items()) + "\n")
-    host, _, port = mail.smtp.partition(":")
+    host, _, port = (relay or mail.smtp).partition(":")
     try:
         with smtplib.SMTP(host, int(port or 25), timeout=10) as smtp:
             smtp.send_message(msg)

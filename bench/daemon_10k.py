@@ -1,0 +1,188 @@
+"""10,000 reals at a 2 s interval on one core: checks/s, start lag, CPU, RSS of ``lvscheck daemon``.
+
+One Debian nginx (on core 1) answers for every real: it listens on 0.0.0.0:PORT
+and allows only 127.0.0.0/8, and the reals are the loopback addresses
+127.0.x.y.  The daemon runs pinned to core 0 with ``--ipvs none`` (checks run,
+the IPVS table is not written: those writes are measured in the guest by
+``ipvs_writes.py``).  Usage::
+
+    .venv/bin/python bench/daemon_10k.py [--reals 10000] [--interval 2] [--seconds 60] [--check http|connect]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(path: Path, reals: int, port: int, interval: float, check: str) -> None:
+    per_virtual = 100
+    lines = [
+        f"checkinterval={int(interval)}",
+        "checktimeout=3",
+        "negotiatetimeout=3",
+        "failurecount=3",
+        "quiescent=yes",
+        f"#lvscheck: interval={interval} jitter=0.1 rise=2",
+        "",
+    ]
+    n = 0
+    v = 0
+    while n < reals:
+        lines.append(f"virtual=10.200.{v // 250}.{v % 250 + 1}:80")
+        for _ in range(min(per_virtual, reals - n)):
+            host = f"127.0.{n // 250 + 1}.{n % 250 + 1}"
+            lines.append(f"\treal={host}:{port} masq 1")
+            n += 1
+        if check == "http":
+            lines += ["\tservice=http", '\trequest="test.html"', '\treceive="Still alive"']
+        else:
+            lines.append("\tchecktype=connect")
+        lines.append("")
+        v += 1
+    path.write_text("\n".join(lines))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    info = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    return int(info["VmRSS"].split()[0]) / 1024, int(info["VmHWM"].split()[0]) / 1024
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reals", type=int, default=10000)
+    ap.add_argument("--interval", type=float, default=2.0)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--check", choices=("http", "connect"), default="http")
+    ap.add_argument("--warmup", type=float, default=10.0)
+    args = ap.parse_args()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    d = Path(tempfile.mkdtemp(prefix="lvscheck-bench-"))
+    port = free_port()
+    (d / "root").mkdir()
+    (d / "root" / "test.html").write_text("Still alive\n")
+    user = "user root;" if os.geteuid() == 0 else ""
+    (d / "nginx.conf").write_text(f"""
+{user}
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid {d}/nginx.pid;
+error_log {d}/error.log error;
+events {{ worker_connections 16384; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    server {{ listen 0.0.0.0:{port} backlog=4096; allow 127.0.0.0/8; deny all; root {d}/root; }}
+}}
+""")
+    ng = subprocess.Popen(
+        ["taskset", "-c", "1", nginx, "-c", str(d / "nginx.conf"), "-p", str(d), "-g", "daemon off;"]
+    )
+    cf = d / "bench.cf"
+    write_config(cf, args.reals, port, args.interval, args.check)
+    mport = free_port()
+    sock = d / "ctl.sock"
+    time.sleep(0.5)
+    daemon = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "0",
+            sys.executable,
+            "-m",
+            "lvscheck",
+            "daemon",
+            "--config",
+            str(cf),
+            "--ipvs",
+            "none",
+            "--control",
+            str(sock),
+            "--metrics",
+            f"127.0.0.1:{mport}",
+            "--reconcile",
+            "0",
+            "--max-in-flight",
+            "1024",
+            "--log-level",
+            "warning",
+        ],
+        stderr=open(d / "daemon.log", "wb"),  # noqa: SIM115
+    )
+    from lvscheck.daemon.control import query
+
+    try:
+        started = time.monotonic()
+        while not sock.exists():
+            time.sleep(0.1)
+        ready = time.monotonic() - started
+        time.sleep(args.warmup)
+        s0 = query(str(sock))
+        c0 = cpu_seconds(daemon.pid)
+        t0 = time.monotonic()
+        time.sleep(args.seconds)
+        s1 = query(str(sock))
+        c1 = cpu_seconds(daemon.pid)
+        t1 = time.monotonic()
+        rss, hwm = rss_mb(daemon.pid)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10).read().decode()
+        states: dict[str, int] = {}
+        for v in s1["virtuals"]:
+            for r in v["reals"]:
+                states[r["state"]] = states.get(r["state"], 0) + 1
+        checks = s1["checks"] - s0["checks"]
+        out = {
+            "reals": args.reals,
+            "check": args.check,
+            "interval_s": args.interval,
+            "measured_s": round(t1 - t0, 1),
+            "startup_to_socket_s": round(ready, 2),
+            "checks_per_s": round(checks / (t1 - t0), 1),
+            "expected_checks_per_s": round(args.reals / args.interval, 1),
+            "cpu_percent_of_one_core": round(100 * (c1 - c0) / (t1 - t0), 1),
+            "cpu_ms_per_check": round(1000 * (c1 - c0) / max(1, checks), 3),
+            "start_lag_p50_ms": round(s1["start_lag"]["p50"] * 1000, 2),
+            "start_lag_p99_ms": round(s1["start_lag"]["p99"] * 1000, 2),
+            "start_lag_max_ms": round(s1["start_lag"]["max"] * 1000, 2),
+            "rss_mb": round(rss, 1),
+            "peak_rss_mb": round(hwm, 1),
+            "states": states,
+            "metrics_bytes": len(metrics),
+            "load": os.getloadavg(),
+        }
+        print(json.dumps(out, indent=2))
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+        ng.send_signal(signal.SIGQUIT)
+        ng.wait(10)
+        shutil.rmtree(d, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

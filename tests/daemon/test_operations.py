@@ -1,0 +1,275 @@
+"""Operating the daemon as a real process (``--ipvs none`` on the host): systemd notify and
+watchdog, ``lvscheck status``, Prometheus metrics, the JSON event log, the notify command,
+alert mail, ``--check``, and the OCF resource agent under Debian's ``ocf-tester``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.daemon.realservers import RealNginx
+from tests.peers import free_port, require_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+LVSCHECK = [sys.executable, "-m", "lvscheck"]
+
+
+def config(reals: list[int], extra: str = "") -> str:
+    lines = [
+        "checktimeout=1",
+        "checkinterval=1",
+        "failurecount=1",
+        "quiescent=yes",
+        extra,
+        "#lvscheck: rise=1 interval=0.3 fastinterval=0.1",
+        "",
+        "virtual=10.9.0.1:80",
+    ]
+    lines += [f"\treal=127.0.0.1:{p} masq 4" for p in reals]
+    lines += ["\tservice=http", '\trequest="test.html"', '\treceive="Still alive"', ""]
+    return "\n".join(lines)
+
+
+def wait(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if cond():
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNginx]:
+    r = RealNginx("ops", "127.0.0.1", free_port(), tmp_path_factory.mktemp("ops"))
+    r.start()
+    yield r
+    r.stop()
+
+
+def test_systemd_notify_status_metrics_events(real: RealNginx, tmp_path: Path) -> None:
+    notify_path = tmp_path / "notify.sock"
+    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ns.bind(str(notify_path))
+    ns.settimeout(10)
+    cf = tmp_path / "ops.cf"
+    cf.write_text(config([real.port]))
+    sock = tmp_path / "ctl.sock"
+    mport = free_port()
+    events = tmp_path / "events.jsonl"
+    hook_out = tmp_path / "hook.out"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f'#!/bin/sh\necho "$1 $2 $3 $LVSCHECK_WEIGHT" >> {hook_out}\ncat >> {hook_out}\n')
+    hook.chmod(0o755)
+    env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), WATCHDOG_USEC="400000")
+    proc = subprocess.Popen(
+        [
+            *LVSCHECK,
+            "daemon",
+            "--config",
+            str(cf),
+            "--ipvs",
+            "none",
+            "--control",
+            str(sock),
+            "--metrics",
+            f"127.0.0.1:{mport}",
+            "--event-log",
+            str(events),
+            "--notify-command",
+            str(hook),
+        ],
+        env=env,
+        stderr=open(tmp_path / "daemon.log", "wb"),  # noqa: SIM115
+    )
+    try:
+        got: list[str] = []
+
+        def recv_until(word: str) -> None:
+            while not any(word in m for m in got):
+                got.append(ns.recv(4096).decode())
+
+        recv_until("READY=1")
+        recv_until("WATCHDOG=1")
+        wait(
+            lambda: (
+                json.loads(
+                    subprocess.run(
+                        [*LVSCHECK, "status", "--control", str(sock), "--json"], capture_output=True
+                    ).stdout
+                )["virtuals"][0]["reals"][0]["state"]
+                == "up"
+            ),
+            10,
+            "real up in status",
+        )
+        out = subprocess.run([*LVSCHECK, "status", "--control", str(sock)], capture_output=True, text=True)
+        assert out.returncode == 0
+        assert f"127.0.0.1:{real.port}" in out.stdout
+        assert "up" in out.stdout
+        assert "10.9.0.1:80" in out.stdout
+
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
+        assert 'lvscheck_checks_total{result="up"}' in metrics
+        assert f'lvscheck_real_weight{{virtual="10.9.0.1:80",real="127.0.0.1:{real.port}"}} 4' in metrics
+        assert 'lvscheck_start_lag_seconds{quantile="0.99"}' in metrics
+        assert "lvscheck_ipvs_write_errors_total 0" in metrics
+
+        real.stop()
+        wait(lambda: hook_out.exists() and "down" in hook_out.read_text(), 10, "notify command ran")
+        lines = hook_out.read_text().splitlines()
+        assert lines[0] == f"up 10.9.0.1:80 127.0.0.1:{real.port} 4"  # the first verdict (was unknown)
+        i = next(i for i, x in enumerate(lines) if x.startswith("down "))
+        line, payload = lines[i : i + 2]
+        assert line == f"down 10.9.0.1:80 127.0.0.1:{real.port} 0"
+        assert json.loads(payload)["reason"] == "connection refused"
+        real.start()
+        wait(lambda: '"event":"up"' in events.read_text().split('"event":"down"', 1)[-1], 10, "up event")
+
+        proc.send_signal(signal.SIGHUP)
+        recv_until("RELOADING=1")
+        got.clear()
+        recv_until("READY=1")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        recv_until("STOPPING=1")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        ns.close()
+    kinds = [json.loads(x)["event"] for x in events.read_text().splitlines()]
+    assert kinds[0] == "start"
+    assert "down" in kinds
+    assert "reload" in kinds
+    assert kinds[-1] == "stop"
+
+
+def test_alert_mail_goes_to_a_real_smtp_server(tmp_path: Path) -> None:
+    pytest.importorskip("aiosmtpd")
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    received: list[object] = []
+
+    class Keep(Message):
+        def handle_message(self, message: object) -> None:
+            received.append(message)
+
+    port = free_port()
+    ctl = Controller(Keep(), hostname="127.0.0.1", port=port)
+    ctl.start()
+    cf = tmp_path / "mail.cf"
+    dead = free_port()
+    cf.write_text(
+        config(
+            [dead],
+            extra='emailalert="ops@example.test"\nemailalertfrom=lvs@example.test',
+        )
+    )
+    proc = subprocess.Popen(
+        [
+            *LVSCHECK,
+            "daemon",
+            "--config",
+            str(cf),
+            "--ipvs",
+            "none",
+            "--control",
+            str(tmp_path / "c.sock"),
+            "--smtp",
+            f"127.0.0.1:{port}",
+        ],
+        stderr=open(tmp_path / "daemon.log", "wb"),  # noqa: SIM115
+    )
+    try:
+        wait(lambda: bool(received), 15, "alert mail received")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        ctl.stop()
+    msg = received[0]
+    assert "Inaccessible real server" in msg["Subject"]  # type: ignore[index]
+    assert msg["To"] == "ops@example.test"  # type: ignore[index]
+
+
+def test_check_flag_names_file_and_line(tmp_path: Path) -> None:
+    cf = tmp_path / "bad.cf"
+    cf.write_text("virtual=10.9.0.1:80\n\treal=127.0.0.1:80 bogus 1\n")
+    out = subprocess.run(
+        [*LVSCHECK, "daemon", "--check", "--config", str(cf)], capture_output=True, text=True
+    )
+    assert out.returncode == 3
+    assert f"{cf}:2:" in out.stderr
+    cf.write_text(config([80]))
+    out = subprocess.run(
+        [*LVSCHECK, "daemon", "--check", "--config", str(cf)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert "1 virtual services, 1 real servers" in out.stdout
+
+
+def test_status_without_a_daemon(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [*LVSCHECK, "status", "--control", str(tmp_path / "none.sock")], capture_output=True, text=True
+    )
+    assert out.returncode == 3
+    assert "no daemon answers" in out.stderr
+
+
+def test_ocf_agent_passes_ocf_tester(tmp_path: Path) -> None:
+    tester = require_binary("ocf-tester", "/usr/sbin/ocf-tester")
+    require_binary("xmllint")
+    cf = tmp_path / "ocf.cf"
+    cf.write_text(config([free_port()]))
+    lvscheck = Path(sys.executable).parent / "lvscheck"
+    agent = ROOT / "contrib" / "ocf" / "lvscheck"
+    out = subprocess.run(
+        [
+            tester,
+            "-n",
+            "lvs1",
+            "-o",
+            f"configfile={cf}",
+            "-o",
+            f"binary={lvscheck}",
+            "-o",
+            f"control={tmp_path}/ocf.sock",
+            "-o",
+            f"pidfile={tmp_path}/ocf.pid",
+            "-o",
+            "options=--ipvs none",
+            str(agent),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, OCF_ROOT="/usr/lib/ocf"),
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "passed all tests" in out.stdout
+
+
+def test_systemd_unit_verifies(tmp_path: Path) -> None:
+    analyze = require_binary("systemd-analyze")
+    unit = (ROOT / "contrib" / "systemd" / "lvscheck.service").read_text()
+    unit = unit.replace("/usr/bin/lvscheck", str(Path(sys.executable).parent / "lvscheck"))
+    (tmp_path / "lvscheck.service").write_text(unit)
+    out = subprocess.run(
+        [analyze, "verify", str(tmp_path / "lvscheck.service")], capture_output=True, text=True
+    )
+    problems = [line for line in (out.stdout + out.stderr).splitlines() if "lvscheck.service" in line]
+    assert not problems, problems
+    assert "Type=notify" in unit
+    assert "WatchdogSec=" in unit
