@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +65,7 @@ def _descendants(pid: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def start_dovecot(workdir: Path) -> Iterator[Dovecot]:
+def _start_dovecot(workdir: Path) -> Iterator[Dovecot]:
     binary = require_binary("/usr/sbin/dovecot", "dovecot")
     require_binary("/usr/lib/dovecot/imap", "/usr/lib/dovecot/pop3")
     os.chmod(workdir, 0o755)
@@ -132,3 +134,20 @@ service anvil {{
         for port in (imaps, pop, pops):
             wait_for_port(port)
         yield Dovecot(imap, imaps, pop, pops, workdir / "ca.pem", workdir / "other-ca.pem", server)
+
+
+@contextlib.contextmanager
+def start_dovecot(workdir: Path) -> Iterator[Dovecot]:
+    """Start it in its own directory under /tmp (``workdir`` is unused but kept for symmetry).
+
+    The server drops privileges, and pytest's temp dirs sit under a 0700 directory
+    it could not enter; so the files live in a fresh world-traversable directory,
+    removed afterwards.
+    """
+    own = Path(tempfile.mkdtemp(prefix="lvscheck-dovecot-"))
+    own.chmod(0o755)
+    try:
+        with _start_dovecot(own) as server:
+            yield server
+    finally:
+        shutil.rmtree(own, ignore_errors=True)

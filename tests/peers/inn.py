@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,7 @@ def _inn_conf(d: Path) -> str:
 
 
 @contextlib.contextmanager
-def start_inn(workdir: Path) -> Iterator[Inn]:
+def _start_inn(workdir: Path) -> Iterator[Inn]:
     nnrpd = require_binary(str(INN_BIN / "nnrpd"))
     require_binary(str(INN_BIN / "tdx-util"), str(INN_BIN / "ckpasswd"))
     for sub in (
@@ -128,3 +129,20 @@ access "local" {{
     argv = [nnrpd, "-D", "-f", "-b", "127.0.0.1", "-p", str(port), "-n", "-c", str(readers)]
     with running(argv, port, workdir, env=env) as server:
         yield Inn(port, server)
+
+
+@contextlib.contextmanager
+def start_inn(workdir: Path) -> Iterator[Inn]:
+    """Start it in its own directory under /tmp (``workdir`` is unused but kept for symmetry).
+
+    The server drops privileges, and pytest's temp dirs sit under a 0700 directory
+    it could not enter; so the files live in a fresh world-traversable directory,
+    removed afterwards.
+    """
+    own = Path(tempfile.mkdtemp(prefix="lvscheck-inn-"))
+    own.chmod(0o755)
+    try:
+        with _start_inn(own) as server:
+            yield server
+    finally:
+        shutil.rmtree(own, ignore_errors=True)

@@ -49,8 +49,9 @@ def script(*steps: bytes | None, then: str = "stall") -> Handler:
             if step:
                 writer.write(step)
                 await writer.drain()
-        if then == "close":
+        if then == "close":  # a clean FIN (the framework would abort with a RST)
             writer.close()
+            await writer.wait_closed()
             return
         await asyncio.sleep(3600)
 

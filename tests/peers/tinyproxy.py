@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,7 @@ class Tinyproxy:
 
 
 @contextlib.contextmanager
-def start_tinyproxy(workdir: Path) -> Iterator[Tinyproxy]:
+def _start_tinyproxy(workdir: Path) -> Iterator[Tinyproxy]:
     binary = require_binary("/usr/bin/tinyproxy", "tinyproxy")
     os.chmod(workdir, 0o777)  # it drops to nobody and writes its log here
     port = free_port()
@@ -56,3 +58,20 @@ DisableViaHeader No
     )
     with running([binary, "-d", "-c", str(conf)], port, workdir) as server:
         yield Tinyproxy(port, server)
+
+
+@contextlib.contextmanager
+def start_tinyproxy(workdir: Path) -> Iterator[Tinyproxy]:
+    """Start it in its own directory under /tmp (``workdir`` is unused but kept for symmetry).
+
+    The server drops privileges, and pytest's temp dirs sit under a 0700 directory
+    it could not enter; so the files live in a fresh world-traversable directory,
+    removed afterwards.
+    """
+    own = Path(tempfile.mkdtemp(prefix="lvscheck-tinyproxy-"))
+    own.chmod(0o755)
+    try:
+        with _start_tinyproxy(own) as server:
+            yield server
+    finally:
+        shutil.rmtree(own, ignore_errors=True)

@@ -13,6 +13,7 @@ start of every line.  The read is bounded by ``maxreply`` in total.
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from lvscheck.checks._lines import parse_size, quote_shown, size_text
@@ -58,7 +59,8 @@ class SimpleTcpCheck(Check):
         if self.request:
             writer.write(self.request)
             if self.shutdown and writer.can_write_eof():
-                writer.write_eof()
+                with contextlib.suppress(OSError):  # the server may have closed already: read what it sent
+                    writer.write_eof()
         probe.phase = "waiting for the reply"
         pattern = self.receive.pattern.decode("utf-8", "replace")
         line = bytearray()

@@ -105,6 +105,8 @@ class SmtpCheck(Check):
         try:
             return await self._dialogue(client, probe)
         except aiosmtplib.SMTPResponseException as exc:
+            if exc.code < 0:  # aiosmtplib's own verdict: malformed line, reply too long
+                raise CheckFailed(f"not a valid SMTP reply {probe.phase}: {_one_line(exc.message)}") from None
             raise CheckFailed(f"{_what(probe)}: {exc.code} {_one_line(exc.message)}") from None
         except aiosmtplib.SMTPServerDisconnected:
             raise CheckFailed(f"connection closed by the server {probe.phase}") from None
@@ -128,7 +130,7 @@ class SmtpCheck(Check):
         if self.starttls:
             if not client.supports_extension("starttls"):
                 raise CheckFailed("STARTTLS required (starttls=yes) but the server does not offer it")
-            probe.phase = "waiting for the reply to STARTTLS"
+            probe.phase = "waiting for the reply to STARTTLS or in its TLS handshake"
             await client.starttls(server_hostname=self.server_name, tls_context=self.tls_context)
             probe.phase = "waiting for the reply to EHLO after STARTTLS"
             await _ehlo(client, probe)
@@ -185,7 +187,7 @@ def _what(probe: Probe) -> str:
     """``unexpected reply to EHLO`` from ``waiting for the reply to EHLO``."""
     phase = probe.phase
     if phase.startswith("waiting for the reply to "):
-        return "unexpected reply to " + phase.removeprefix("waiting for the reply to ")
+        return "unexpected reply to " + phase.removeprefix("waiting for the reply to ").split(" or ")[0]
     if phase == "waiting for the banner":
         return "SMTP banner is not 220"
     return f"SMTP error {phase}"
