@@ -232,6 +232,7 @@ class LdapCheck(Check):
                 search_base=self.base,
                 search_filter="(objectClass=*)",
                 search_scope=ldap3.BASE,
+                dereference_aliases=ldap3.DEREF_NEVER,
                 attributes=[ldap3.NO_ATTRIBUTES],
                 size_limit=2,
                 time_limit=max(1, int(job.remaining())),
