@@ -141,8 +141,6 @@ def test_more_checks_than_workers_share_the_pool(slapd: Slapd) -> None:
 
 def test_option_errors_never_show_the_password() -> None:
     for options in (
-        {"login": BIND_DN},  # a DN without a password
-        {"passwd": BIND_PASSWORD},  # a password without a DN
         {"login": BIND_DN, "passwd": BIND_PASSWORD, "passwdenv": "X"},
         {"login": BIND_DN, "passwd": BIND_PASSWORD, "receive": "(["},
     ):
@@ -151,6 +149,20 @@ def test_option_errors_never_show_the_password() -> None:
         assert BIND_PASSWORD not in str(info.value)
     with pytest.raises(OptionError, match="starttls=yes is for ldap"):
         lvscheck.run_checks([CheckSpec("ldaps", Target("127.0.0.1", 636), {"starttls": "yes"})])
+
+
+def test_login_without_password_binds_anonymously_as_ldirectord(slapd: Slapd) -> None:
+    r = check("ldap", slapd.port, login=BIND_DN)
+    assert r.state is State.UP
+    assert (
+        r.reason
+        == "anonymous bind (login without a password: anonymous, as ldirectord does); found the root DSE"
+    )
+    r = check("ldap", slapd.port, login=BIND_DN, passwd="")
+    assert r.reason.startswith("anonymous bind (login without a password")
+    r = check("ldap", slapd.port, passwd=BIND_PASSWORD)
+    assert r.reason.startswith("anonymous bind (a password without login")
+    assert BIND_PASSWORD not in r.reason
 
 
 def test_password_never_in_reason(slapd: Slapd) -> None:

@@ -107,7 +107,7 @@ class LdapCheck(Check):
     timeout_option = "checktimeout"  # ldirectord runs the whole ldap check under alarm(checktimeout)
     implicit_tls = False
     options = (
-        Option("login", "DN to bind as (simple bind); without it the bind is anonymous"),
+        Option("login", "DN to bind as (simple bind, with the password); without both the bind is anonymous"),
         *PASSWORD_OPTIONS,
         Option("request", "search base (scope base); empty: the root DSE", ""),
         Option(
@@ -123,17 +123,19 @@ class LdapCheck(Check):
 
     def setup(self) -> None:
         opts = self.opts
-        self.login: str | None = opts["login"] or None
-        self.password = read_password(self.name, opts)
-        if self.password:
-            self.secrets = (*self.secrets, self.password)
-        if self.login and self.password is None:
-            raise OptionError(
-                f"check type {self.name!r}: login= needs a password (passwd, passwdfile or passwdenv); "
-                "a DN without a password is an unauthenticated bind, which proves nothing"
-            )
-        if self.password is not None and not self.login:
-            raise OptionError(f"check type {self.name!r}: a password needs login=DN to bind as")
+        login: str | None = opts["login"] or None
+        password = read_password(self.name, opts)
+        if password:
+            self.secrets = (*self.secrets, password)
+        # ldirectord binds as login only when login and passwd are both set, else anonymously.
+        # (A DN with an empty password would be an unauthenticated bind, which proves nothing.)
+        self.login: str | None = login if login and password else None
+        self.password: str | None = password if login and password else None
+        self.anonymous_note = ""
+        if login and not password:
+            self.anonymous_note = " (login without a password: anonymous, as ldirectord does)"
+        elif password and not login:
+            self.anonymous_note = " (a password without login: anonymous, as ldirectord does)"
         self.base: str = opts["request"]
         self.receive: re.Pattern[str] | None = opts["receive"]
         self.starttls: bool = opts["starttls"]
@@ -247,7 +249,7 @@ class LdapCheck(Check):
         if len(entries) != 1:
             raise CheckFailed(f"search of {base_shown} returned {len(entries)} entries, exactly 1 wanted")
         dn = str(entries[0].get("dn", ""))
-        bound = f"bound as {self.login}" if self.login else "anonymous bind"
+        bound = f"bound as {self.login}" if self.login else f"anonymous bind{self.anonymous_note}"
         if self.receive is not None and not self.receive.search(dn):
             raise CheckFailed(f"{bound}; entry DN {dn!r} does not match receive={self.receive.pattern!r}")
         verified = self.tls_context is not None and self.tls_context.verify_mode != ssl.CERT_NONE
