@@ -41,8 +41,12 @@ class Engine:
     async def run(self, check: Check | CheckSpec) -> Result:
         """Run one check (a spec is prepared first) within the concurrency caps."""
         prepared = check if isinstance(check, Check) else self.prepare(check)
-        async with self.limits.slot(prepared.spec.target.host):
+        host = prepared.spec.target.host
+        await self.limits.acquire(host)
+        try:
             result = await run_prepared(prepared)
+        finally:
+            self.limits.release(host)
         if self._on_result is not None:
             self._on_result(result)
         if self._observe:
