@@ -65,7 +65,7 @@ def test_login(dovecot: Dovecot) -> None:
 def test_wrong_password(dovecot: Dovecot) -> None:
     r = check("imap", dovecot.imap_port, login=USER, passwd="wrong-imap-pw")
     assert r.state is State.DOWN
-    assert r.reason == "login failed: a2 NO [AUTHENTICATIONFAILED] Authentication failed."
+    assert r.reason == "login failed: NO [AUTHENTICATIONFAILED] Authentication failed."
     assert "wrong-imap-pw" not in r.reason
 
 
@@ -99,7 +99,7 @@ def test_imaps_verifies_by_default(dovecot: Dovecot) -> None:
 def test_imaps_wrong_password(dovecot: Dovecot) -> None:
     r = check("imaps", dovecot.imaps_port, cafile=str(dovecot.cafile), login=USER, passwd="nope")
     assert r.state is State.DOWN
-    assert r.reason.startswith("login failed: a2 NO [AUTHENTICATIONFAILED]")
+    assert r.reason.startswith("login failed: NO [AUTHENTICATIONFAILED]")
 
 
 def test_imaps_against_the_plain_port_is_a_tls_error(dovecot: Dovecot) -> None:
@@ -174,19 +174,19 @@ HOSTILE: list[tuple[str, Any, dict[str, str], str]] = [
         "login-no",
         script(GREETING, b"a2 NO [AUTHENTICATIONFAILED] no\r\n"),
         {"login": "u", "passwd": "p"},
-        "login failed: a2 NO [AUTHENTICATIONFAILED] no",
+        "login failed: NO [AUTHENTICATIONFAILED] no",
     ),
     (
         "logout-bad",
         script(GREETING, b"* BYE\r\na3 BAD what\r\n"),
         {},
-        "unexpected reply to LOGOUT: a3 BAD what",
+        "unexpected reply to LOGOUT: BAD what",
     ),
     (
         "starttls-no",
         script(GREETING, b"a1 NO not now\r\n"),
         {"starttls": "yes"},
-        "STARTTLS refused: a1 NO not now",
+        "STARTTLS refused: NO not now",
     ),
     (
         "starttls-stall",

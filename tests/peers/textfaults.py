@@ -49,9 +49,14 @@ def script(*steps: bytes | None, then: str = "stall") -> Handler:
             if step:
                 writer.write(step)
                 await writer.drain()
-        if then == "close":  # a clean FIN (the framework would abort with a RST)
-            writer.close()
-            await writer.wait_closed()
+        if then == "close":
+            # A clean FIN, and keep reading: closing with unread input would make the
+            # kernel send a RST instead (and the framework aborts with one at the end).
+            writer.write_eof()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    while await reader.read(65536):
+                        pass
             return
         await asyncio.sleep(3600)
 

@@ -162,7 +162,7 @@ class ImapCheck(_MailCheck):
         command: str,
         verb: str | None = None,
     ) -> tuple[bytes, bytes]:
-        """Send ``tag command``; skip untagged lines (bounded); return (OK|NO|BAD, tagged line)."""
+        """Send ``tag command``; skip untagged lines (bounded); return (OK|NO|BAD, reply after the tag)."""
         writer.write(f"{tag} {command}\r\n".encode())
         verb = verb or command
         probe.phase = f"waiting for the reply to {verb}"
@@ -173,7 +173,7 @@ class ImapCheck(_MailCheck):
                 status = line[len(prefix) :].split(b" ", 1)[0].upper()
                 if status not in (b"OK", b"NO", b"BAD"):
                     raise CheckFailed(f"not an IMAP reply to {verb}: {quote_shown(line)}")
-                return status, line
+                return status, line[len(prefix) :]  # without the tag: "NO [AUTHENTICATIONFAILED] ..."
             if not line.startswith(b"* "):
                 raise CheckFailed(f"not an IMAP reply to {verb}: {quote_shown(line)}")
             literal = _IMAP_LITERAL.search(line)
