@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.peers import free_port
 from tests.peers.slapd import BASE, BIND_DN, BIND_PASSWORD, Slapd, start_slapd
 
 import lvscheck
@@ -100,10 +99,13 @@ def test_ldaps_verified(slapd: Slapd) -> None:
     assert (r.state, r.reason) == (State.UP, "anonymous bind; found the root DSE; TLS unverified")
 
 
-def test_no_server_listening_is_connection_refused() -> None:
-    # A stopped slapd leaves nothing on its port: the kernel answers with RST, as here.
+def test_stopped_server_is_connection_refused_promptly() -> None:
+    with start_slapd() as server:
+        port = server.port
+        assert check("ldap", port).state is State.UP
+    # slapd has shut down (SIGTERM) and its port is closed
     started = time.monotonic()
-    r = check("ldap", free_port())
+    r = check("ldap", port)
     assert (r.state, r.reason) == (State.DOWN, "connection refused")
     assert time.monotonic() - started < 1
 

@@ -19,8 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.peers import free_port
-from tests.peers.mariadb import PASSWORD, USER, MariaDB, galera_node, primary_and_replica, wait_replicated
+from tests.peers.mariadb import (
+    PASSWORD,
+    USER,
+    MariaDB,
+    galera_node,
+    primary_and_replica,
+    single_server,
+    wait_replicated,
+)
 
 import lvscheck
 from lvscheck import CheckSpec, OptionError, Result, State, Target
@@ -120,11 +127,13 @@ def test_unknown_database_is_down(primary: MariaDB) -> None:
     assert "(1044)" in r.reason or "(1049)" in r.reason, r.reason
 
 
-def test_no_server_listening_is_connection_refused() -> None:
-    # A stopped mysqld leaves nothing on its port: the kernel answers the SYN with RST,
-    # exactly as for this port, which nothing has listened on.
+def test_stopped_server_is_connection_refused_promptly() -> None:
+    with single_server() as db:
+        port = db.port
+        assert check(port, **LOGIN).state is State.UP
+    # mysqld has shut down (SIGTERM) and its port is closed
     started = time.monotonic()
-    r = check(free_port(), **LOGIN)
+    r = check(port, **LOGIN)
     assert r.state is State.DOWN
     assert r.reason == "connection refused"
     assert time.monotonic() - started < 1
@@ -339,3 +348,29 @@ def test_cli_passwdenv_json(primary: MariaDB) -> None:
     p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=20)
     assert p.returncode == 0
     assert p.stdout.startswith("MYSQL OK - 127.0.0.1:")
+
+
+def test_from_an_ldirectord_config(primary: MariaDB, replica: MariaDB, tmp_path: Path) -> None:
+    cf = tmp_path / "ldirectord.cf"
+    cf.write_text(
+        "checktimeout=3\n"
+        "virtual=10.0.0.1:3306\n"
+        f"\treal=127.0.0.1:{primary.port} gate 100\n"
+        f"\treal=127.0.0.1:{replica.port} gate 50\n"
+        "\tservice=mysql\n"
+        f'\tlogin="{USER}"\n'
+        f'\tpasswd="{PASSWORD}"\n'
+        '\tdatabase="app"\n'
+        '\trequest="SELECT v FROM t"\n'
+        '\treceive="alive"\n'
+    )
+    p = subprocess.run(
+        [LVSCHECK, "run", "--config", str(cf), "--json"], capture_output=True, text=True, timeout=30
+    )
+    assert p.returncode == 0, p
+    assert PASSWORD not in p.stdout + p.stderr
+    rows = json.loads(p.stdout)
+    assert [(r["check"], r["state"], r["weight"]) for r in rows] == [
+        ("mysql", "up", 100),
+        ("mysql", "up", 50),
+    ]

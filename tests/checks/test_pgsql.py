@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.peers import free_port
-from tests.peers.postgres import PASSWORD, USER, Postgres, primary_and_standby, wait_replayed
+from tests.peers.postgres import PASSWORD, USER, Postgres, primary_and_standby, single_server, wait_replayed
 
 import lvscheck
 from lvscheck import CheckSpec, OptionError, Result, State, Target
@@ -94,10 +93,13 @@ def test_unknown_database(primary: Postgres) -> None:
     assert r.reason == 'login failed: database "nosuchdb" does not exist (SQLSTATE 3D000)'
 
 
-def test_no_server_listening_is_connection_refused() -> None:
-    # A stopped postmaster leaves nothing on its port: the kernel answers with RST, as here.
+def test_stopped_server_is_connection_refused_promptly() -> None:
+    with single_server() as db:
+        port = db.port
+        assert check(port, **LOGIN).state is State.UP
+    # the postmaster has shut down (SIGINT, fast) and its port is closed
     started = time.monotonic()
-    r = check(free_port(), **LOGIN)
+    r = check(port, **LOGIN)
     assert r.state is State.DOWN
     assert r.reason == "connection refused"
     assert time.monotonic() - started < 1

@@ -22,7 +22,15 @@ from typing import Any
 import pytest
 from tests.peers import Server, free_port, require_binary, running
 
-__all__ = ["ROOT_PASSWORD", "MariaDB", "galera_node", "primary_and_replica", "sql"]
+__all__ = [
+    "ROOT_PASSWORD",
+    "MariaDB",
+    "galera_node",
+    "primary_and_replica",
+    "single_server",
+    "sql",
+    "wait_replicated",
+]
 
 ROOT_PASSWORD = "rootpw-7f3a"
 USER, PASSWORD = "lvs", "lvspw-S3cr3t!"
@@ -143,6 +151,14 @@ def _setup_primary(db: MariaDB) -> None:
         "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'",
     ):
         db.sql(statement)
+
+
+@contextlib.contextmanager
+def single_server() -> Iterator[MariaDB]:
+    """One server (no binlog) with user ``lvs`` and table app.t."""
+    with _mariadbd("single", ["--server-id=1", "--skip-log-bin"], root_password=True) as db:
+        _setup_primary(db)
+        yield db
 
 
 @contextlib.contextmanager

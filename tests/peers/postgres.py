@@ -25,7 +25,15 @@ from typing import Any
 
 from tests.peers import Server, free_port, require_binary, wait_for_port
 
-__all__ = ["PASSWORD", "SUPER_PASSWORD", "USER", "Postgres", "primary_and_standby"]
+__all__ = [
+    "PASSWORD",
+    "SUPER_PASSWORD",
+    "USER",
+    "Postgres",
+    "primary_and_standby",
+    "single_server",
+    "wait_replayed",
+]
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 SUPER_PASSWORD = "pgsuper-9c1e"
@@ -119,43 +127,67 @@ def _wait_sql(db: Postgres, timeout: float = 20.0) -> None:
             time.sleep(0.05)
 
 
+def _initdb(base: Path, name: str) -> Path:
+    """A fresh cluster in ``base/name`` (superuser password ``SUPER_PASSWORD``, scram-sha-256)."""
+    require_binary(str(BIN / "initdb"))
+    os.chmod(base, 0o755)
+    shutil.chown(base, "postgres", "postgres")
+    pwfile = base / "pw"
+    pwfile.write_text(SUPER_PASSWORD + "\n")
+    shutil.chown(pwfile, "postgres", "postgres")
+    datadir = base / name
+    _as_postgres(
+        [
+            str(BIN / "initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            "postgres",
+            "-A",
+            "scram-sha-256",
+            f"--pwfile={pwfile}",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ]
+    )
+    return datadir
+
+
+def _setup(primary: Postgres) -> None:
+    primary.sql(f"CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'")
+    primary.sql("CREATE DATABASE app")
+    primary.sql("CREATE TABLE t (id serial PRIMARY KEY, v text)", "app")
+    primary.sql("INSERT INTO t (v) VALUES ('alive'), ('second')", "app")
+    primary.sql("CREATE TABLE empty (id int)", "app")
+    primary.sql(f"GRANT SELECT ON t, empty TO {USER}", "app")
+
+
+@contextlib.contextmanager
+def single_server() -> Iterator[Postgres]:
+    """One primary with user ``lvs`` and table app.t (no standby)."""
+    base = Path(tempfile.mkdtemp(prefix="lvscheck-pg-"))
+    try:
+        datadir = _initdb(base, "single")
+        with _postmaster(datadir, free_port(), base) as server:
+            _wait_sql(server)
+            _setup(server)
+            yield server
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def primary_and_standby() -> Iterator[tuple[Postgres, Postgres]]:
     """A primary with user ``lvs`` and table app.t, and a hot standby streaming from it."""
-    require_binary(str(BIN / "initdb"))
     base = Path(tempfile.mkdtemp(prefix="lvscheck-pg-"))
     try:
-        os.chmod(base, 0o755)
-        shutil.chown(base, "postgres", "postgres")
-        pwfile = base / "pw"
-        pwfile.write_text(SUPER_PASSWORD + "\n")
-        shutil.chown(pwfile, "postgres", "postgres")
-        primary_dir, standby_dir = base / "primary", base / "standby"
-        _as_postgres(
-            [
-                str(BIN / "initdb"),
-                "-D",
-                str(primary_dir),
-                "-U",
-                "postgres",
-                "-A",
-                "scram-sha-256",
-                f"--pwfile={pwfile}",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-            ]
-        )
+        primary_dir, standby_dir = _initdb(base, "primary"), base / "standby"
         p_port, s_port = free_port(), free_port()
         with _postmaster(primary_dir, p_port, base) as primary:
             _wait_sql(primary)
-            primary.sql(f"CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'")
-            primary.sql("CREATE DATABASE app")
-            primary.sql("CREATE TABLE t (id serial PRIMARY KEY, v text)", "app")
-            primary.sql("INSERT INTO t (v) VALUES ('alive'), ('second')", "app")
-            primary.sql("CREATE TABLE empty (id int)", "app")
-            primary.sql(f"GRANT SELECT ON t, empty TO {USER}", "app")
+            _setup(primary)
             _as_postgres(
                 [
                     str(BIN / "pg_basebackup"),
