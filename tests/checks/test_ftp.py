@@ -95,6 +95,17 @@ def test_local_user_login(ftp: Vsftpd) -> None:
     assert r.reason == f"logged in as {USER}, fetched {FILE_NAME} ({len(FILE_BODY)} bytes)"
 
 
+def test_password_from_a_file_or_the_environment(
+    ftp: Vsftpd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pw").write_text(PASSWORD + "\n")
+    monkeypatch.setenv("LVS_FTP_PW", PASSWORD)
+    assert check(ftp.port, login=USER, passwdfile=str(tmp_path / "pw")).state is State.UP
+    assert check(ftp.port, login=USER, passwdenv="LVS_FTP_PW").state is State.UP
+    with pytest.raises(OptionError, match="give only one of passwd, passwdenv"):
+        check(ftp.port, login=USER, passwd="x", passwdenv="LVS_FTP_PW")
+
+
 def test_wrong_password_says_login_failed_despite_the_servers_delay(ftp: Vsftpd) -> None:
     r, took = timed(ftp.port, login=USER, passwd="wrong-password")
     assert r.state is State.DOWN

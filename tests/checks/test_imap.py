@@ -88,11 +88,11 @@ def test_imaps_verifies_by_default(dovecot: Dovecot) -> None:
     assert r.reason == "TLS certificate not accepted: unable to get local issuer certificate"
     r = check("imaps", dovecot.imaps_port, cafile=str(dovecot.other_ca))
     assert r.state is State.DOWN
-    r = check("imaps", dovecot.imaps_port, cafile=str(dovecot.cafile), virtualhost="other.example.test")
+    r = check("imaps", dovecot.imaps_port, cafile=str(dovecot.cafile), servername="other.example.test")
     assert "Hostname mismatch" in r.reason
     assert check("imaps", dovecot.imaps_port, tlsverify="no").state is State.UP
     assert check(
-        "imaps", dovecot.imaps_port, cafile=str(dovecot.cafile), virtualhost="mail.example.test"
+        "imaps", dovecot.imaps_port, cafile=str(dovecot.cafile), servername="mail.example.test"
     ).state is (State.UP)
 
 
@@ -109,7 +109,7 @@ def test_imaps_against_the_plain_port_is_a_tls_error(dovecot: Dovecot) -> None:
 
 
 def test_option_errors() -> None:
-    with pytest.raises(OptionError, match="login= and passwd= go together"):
+    with pytest.raises(OptionError, match="login= needs a password"):
         check("imap", 143, login="x")
     with pytest.raises(OptionError, match="speaks TLS from the start"):
         check("imaps", 993, starttls="yes")

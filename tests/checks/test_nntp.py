@@ -63,7 +63,7 @@ def test_wrong_password(inn: Inn) -> None:
 
 
 def test_option_errors() -> None:
-    with pytest.raises(OptionError, match="login= and passwd= go together"):
+    with pytest.raises(OptionError, match="login= needs a password"):
         check(119, login="x")
 
 

@@ -90,7 +90,7 @@ def test_pops_verified(dovecot: Dovecot) -> None:
 def test_pops_verifies_by_default(dovecot: Dovecot) -> None:
     r = check("pops", dovecot.pops_port)
     assert r.reason == "TLS certificate not accepted: unable to get local issuer certificate"
-    r = check("pops", dovecot.pops_port, cafile=str(dovecot.cafile), virtualhost="nope.example.test")
+    r = check("pops", dovecot.pops_port, cafile=str(dovecot.cafile), servername="nope.example.test")
     assert "Hostname mismatch" in r.reason
     assert check("pops", dovecot.pops_port, tlsverify="no").state is State.UP
 
@@ -101,7 +101,7 @@ def test_pops_wrong_password(dovecot: Dovecot) -> None:
 
 
 def test_option_errors() -> None:
-    with pytest.raises(OptionError, match="login= and passwd= go together"):
+    with pytest.raises(OptionError, match="login= needs a password"):
         check("pop", 110, passwd="x")
     with pytest.raises(OptionError, match="speaks TLS from the start"):
         check("pops", 995, starttls="yes")

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from lvscheck.checks._db import read_password
 from lvscheck.engine.probe import Probe
-from lvscheck.errors import CheckFailed
+from lvscheck.errors import CheckFailed, OptionError
 
 __all__ = [
     "MAX_LINE",
     "MAX_LINES",
     "Reply",
+    "line_password",
     "parse_size",
     "quote_shown",
     "read_coded_reply",
@@ -45,6 +49,16 @@ def shown(data: bytes, limit: int = 120) -> str:
 def quote_shown(data: bytes, limit: int = 120) -> str:
     """``shown(data)`` in single quotes (controls already escaped, so no repr() doubling)."""
     return f"'{shown(data, limit)}'"
+
+
+def line_password(check_name: str, opts: Mapping[str, Any]) -> str | None:
+    """The password from ``passwd``/``passwdfile``/``passwdenv``, checked to fit on one protocol line."""
+    password = read_password(check_name, opts)
+    if password is not None and any(c in password for c in "\r\n\0"):
+        raise OptionError(
+            f"check type {check_name!r}: the password holds a line break or NUL, which cannot be sent"
+        )
+    return password
 
 
 def parse_size(text: str) -> int:

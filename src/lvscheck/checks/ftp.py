@@ -17,9 +17,11 @@ import asyncio
 import re
 from typing import Any
 
+from lvscheck.checks._db import PASSWORD_OPTIONS
 from lvscheck.checks._lines import (
     MAX_LINE,
     Reply,
+    line_password,
     parse_size,
     quote_shown,
     read_coded_reply,
@@ -53,13 +55,7 @@ class FtpCheck(Check):
     default_port = 21
     options = (
         Option("login", "user name for USER", "anonymous", _parse_word),
-        Option(
-            "passwd",
-            f"password for PASS (default for anonymous: {ANONYMOUS_PASSWORD})",
-            None,
-            _parse_word,
-            secret=True,
-        ),
+        *PASSWORD_OPTIONS,
         Option("request", "file to fetch with RETR, sent as written (no file fetched when unset)"),
         Option(
             "receive", "regular expression searched in the fetched file (needs request=)", None, parse_regex
@@ -70,10 +66,12 @@ class FtpCheck(Check):
     def setup(self) -> None:
         opts = self.opts
         self.login: str = opts["login"]
-        passwd: str | None = opts["passwd"]
+        passwd = line_password(self.name, opts)
         if passwd is None:
             if self.login.lower() not in ("anonymous", "ftp"):
-                raise OptionError(f"check type 'ftp': login={self.login!r} needs passwd=")
+                raise OptionError(
+                    f"check type 'ftp': login={self.login!r} needs passwd= (or passwdfile/passwdenv)"
+                )
             passwd = ANONYMOUS_PASSWORD
         self.passwd = passwd
         request: str | None = opts["request"]

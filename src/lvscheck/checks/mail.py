@@ -11,7 +11,7 @@ then ``QUIT`` -> ``+OK``.
 
 ``imaps`` (993) and ``pops`` (995) speak TLS from the first byte, verified by
 default against the system store (or ``cafile``), with the server name
-``virtualhost`` or the real's address.  Every line is bounded (8 KiB), and so
+``servername`` or the real's address.  Every line is bounded (8 KiB), and so
 is the number of untagged lines before a tagged reply.
 """
 
@@ -21,7 +21,8 @@ import asyncio
 import re
 import ssl
 
-from lvscheck.checks._lines import MAX_LINE, MAX_LINES, quote_shown, read_line, shown
+from lvscheck.checks._db import PASSWORD_OPTIONS
+from lvscheck.checks._lines import MAX_LINE, MAX_LINES, line_password, quote_shown, read_line, shown
 from lvscheck.checks.tls import TLS_OPTIONS, client_context
 from lvscheck.checktype import Check, parse_bool
 from lvscheck.engine.probe import Probe
@@ -46,21 +47,22 @@ class _MailCheck(Check):
     protocol = "?"
     options = (
         Option("login", "user name to log in with (no login when unset; needs passwd)", None, _parse_word),
-        Option("passwd", "password to log in with", None, _parse_word, secret=True),
+        *PASSWORD_OPTIONS,
         Option(
             "starttls", "upgrade with STARTTLS/STLS and verify the certificate (yes/no)", "no", parse_bool
         ),
-        Option("virtualhost", "TLS server name to send and verify (default: the real's address)"),
+        Option("servername", "name to verify in the server certificate and send as SNI (default: the host)"),
         *TLS_OPTIONS,
     )
 
     def setup(self) -> None:
         opts = self.opts
         self.login: str | None = opts["login"]
-        self.passwd: str | None = opts["passwd"]
+        self.passwd: str | None = line_password(self.name, opts)
         if (self.login is None) != (self.passwd is None):
             raise OptionError(
-                f"check type {self.name!r}: login= and passwd= go together; set both or neither"
+                f"check type {self.name!r}: login= needs a password (passwd, passwdfile or passwdenv), "
+                "and a password needs login="
             )
         self.starttls: bool = opts["starttls"]
         if self.starttls and self.implicit_tls:
@@ -68,7 +70,7 @@ class _MailCheck(Check):
                 f"check type {self.name!r} speaks TLS from the start; starttls= is for "
                 f"{self.name.rstrip('s')} only"
             )
-        self.server_name: str = opts["virtualhost"] or self.spec.target.host
+        self.server_name: str = opts["servername"] or self.spec.target.host
         self.tls_context: ssl.SSLContext | None = None
         if self.starttls or self.implicit_tls:
             try:

@@ -12,7 +12,8 @@ bounded (8 KiB) and one deadline covers it all.
 
 from __future__ import annotations
 
-from lvscheck.checks._lines import MAX_LINE, read_coded_reply
+from lvscheck.checks._db import PASSWORD_OPTIONS
+from lvscheck.checks._lines import MAX_LINE, line_password, read_coded_reply
 from lvscheck.checktype import Check
 from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
@@ -35,14 +36,17 @@ class NntpCheck(Check):
     default_port = 119
     options = (
         Option("login", "user for AUTHINFO USER (no login when unset; needs passwd)", None, _parse_word),
-        Option("passwd", "password for AUTHINFO PASS", None, _parse_word, secret=True),
+        *PASSWORD_OPTIONS,
     )
 
     def setup(self) -> None:
         self.login: str | None = self.opts["login"]
-        self.passwd: str | None = self.opts["passwd"]
+        self.passwd: str | None = line_password(self.name, self.opts)
         if (self.login is None) != (self.passwd is None):
-            raise OptionError("check type 'nntp': login= and passwd= go together; set both or neither")
+            raise OptionError(
+                "check type 'nntp': login= needs a password (passwd, passwdfile or passwdenv), "
+                "and a password needs login="
+            )
 
     async def probe(self, probe: Probe) -> Outcome:
         reader, writer = await probe.connect(limit=MAX_LINE)

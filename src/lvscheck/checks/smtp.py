@@ -21,6 +21,8 @@ import socket
 import ssl
 from typing import TYPE_CHECKING
 
+from lvscheck.checks._db import PASSWORD_OPTIONS
+from lvscheck.checks._lines import line_password
 from lvscheck.checks.tls import TLS_OPTIONS, client_context
 from lvscheck.checktype import Check, parse_bool
 from lvscheck.engine.probe import Probe
@@ -56,8 +58,8 @@ class SmtpCheck(Check):
         Option("helo", "name sent with EHLO/HELO", "localhost", _parse_helo),
         Option("starttls", "require STARTTLS and a verified certificate (yes/no)", "no", parse_bool),
         Option("login", "user name for AUTH (no AUTH when unset; needs passwd)", None, _parse_word),
-        Option("passwd", "password for AUTH", None, _parse_word, secret=True),
-        Option("virtualhost", "TLS server name to send and verify (default: the real's address)"),
+        *PASSWORD_OPTIONS,
+        Option("servername", "name to verify in the server certificate and send as SNI (default: the host)"),
         *TLS_OPTIONS,
     )
 
@@ -66,12 +68,13 @@ class SmtpCheck(Check):
         self.helo: str = opts["helo"]
         self.starttls: bool = opts["starttls"]
         self.login: str | None = opts["login"]
-        self.passwd: str | None = opts["passwd"]
+        self.passwd: str | None = line_password(self.name, opts)
         if (self.login is None) != (self.passwd is None):
             raise OptionError(
-                f"check type {self.name!r}: login= and passwd= go together; set both or neither"
+                f"check type {self.name!r}: login= needs a password (passwd, passwdfile or passwdenv), "
+                "and a password needs login="
             )
-        self.server_name: str = opts["virtualhost"] or self.spec.target.host
+        self.server_name: str = opts["servername"] or self.spec.target.host
         self.tls_context: ssl.SSLContext | None = None
         if self.starttls:
             try:
