@@ -149,7 +149,10 @@ def pgsql_part(n: int, conc: int) -> None:
     import asyncpg
 
     with primary_and_standby() as (db, _standby):
-        print(f"PostgreSQL {db.sql('SHOW server_version')[0][0]} on 127.0.0.1:{db.port} (scram-sha-256)")
+        print(
+            f"PostgreSQL {db.sql('SHOW server_version')[0][0]} on 127.0.0.1:{db.port} "
+            "(scram-sha-256, TLS offered)"
+        )
         login = {"login": PG_USER, "passwd": PG_PW, "database": "app", "sslmode": "disable"}
         for label, options in (
             ("pgsql login only (sslmode=disable)", login),
@@ -158,7 +161,11 @@ def pgsql_part(n: int, conc: int) -> None:
                 {**login, "request": "SELECT v FROM t", "receive": "^alive"},
             ),
             ("pgsql weightmode=lag role=primary", {**login, "weightmode": "lag", "role": "primary"}),
-            ("pgsql login only (sslmode=prefer, server without TLS)", {**login, "sslmode": "prefer"}),
+            ("pgsql login only (sslmode=prefer: TLS, unverified)", {**login, "sslmode": "prefer"}),
+            (
+                "pgsql login only (sslmode=verify-full)",
+                {**login, "sslmode": "verify-full", "cafile": str(db.cafile)},
+            ),
         ):
             wall, cpu, ok = asyncio.run(engine_round("pgsql", db.port, options, n, conc))
             line(label, n, wall, cpu, f"  up {ok}")

@@ -116,6 +116,20 @@ def test_stalled_server_is_down_at_the_deadline(primary: Postgres) -> None:
     assert 0.9 < r.latency < 1.5
 
 
+def test_tls_modes(primary: Postgres) -> None:
+    assert primary.cafile is not None
+    r = check(primary.port, sslmode="verify-full", cafile=primary.cafile, **LOGIN)
+    assert r.state is State.UP, r.reason
+    r = check(primary.port, sslmode="verify-full", **LOGIN)  # the test CA is not in the system store
+    assert r.state is State.DOWN
+    assert r.reason.startswith("TLS certificate not accepted: "), r.reason
+    for mode in ("require", "prefer", "disable"):
+        r = check(primary.port, sslmode=mode, **LOGIN)
+        assert r.state is State.UP, (mode, r.reason)
+    with pytest.raises(OptionError, match="cafile= is used with sslmode=verify-full only"):
+        check(primary.port, sslmode="require", cafile=primary.cafile, **LOGIN)
+
+
 def test_role_match(primary: Postgres, standby: Postgres) -> None:
     assert check(primary.port, role="primary", **LOGIN).state is State.UP
     assert check(standby.port, role="standby", **LOGIN).state is State.UP

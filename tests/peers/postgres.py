@@ -45,6 +45,7 @@ class Postgres:
     server: Server
     port: int
     datadir: Path
+    cafile: Path | None = None  # the test CA, when the server speaks TLS
 
     def sql(self, statement: str, database: str = "postgres") -> list[Any]:
         async def go() -> list[Any]:
@@ -73,7 +74,7 @@ def _as_postgres(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[byte
 
 
 @contextlib.contextmanager
-def _postmaster(datadir: Path, port: int, sockdir: Path) -> Iterator[Postgres]:
+def _postmaster(datadir: Path, port: int, sockdir: Path, extra: tuple[str, ...] = ()) -> Iterator[Postgres]:
     log = open(datadir.parent / f"log-{port}.txt", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [
@@ -94,6 +95,7 @@ def _postmaster(datadir: Path, port: int, sockdir: Path) -> Iterator[Postgres]:
             "max_wal_senders=4",
             "-c",
             "wal_receiver_status_interval=1",
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -108,7 +110,7 @@ def _postmaster(datadir: Path, port: int, sockdir: Path) -> Iterator[Postgres]:
         except RuntimeError as exc:
             log.flush()
             raise RuntimeError(f"{exc}: {(datadir.parent / f'log-{port}.txt').read_text()[-2000:]}") from None
-        yield Postgres(server, port, datadir)
+        yield Postgres(server, port, datadir, sockdir / "ca.pem" if extra else None)
     finally:
         server.stop()
         log.close()
@@ -164,6 +166,28 @@ def _setup(primary: Postgres) -> None:
     primary.sql(f"GRANT SELECT ON t, empty TO {USER}", "app")
 
 
+def _tls_settings(base: Path) -> tuple[str, ...]:
+    """A server certificate for 127.0.0.1/localhost from a trustme CA (``base/ca.pem``)."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca.cert_pem.write_to_path(str(base / "ca.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(base / "server.crt"))
+    cert.private_key_pem.write_to_path(str(base / "server.key"))
+    for name in ("server.crt", "server.key"):
+        shutil.chown(base / name, "postgres", "postgres")
+    os.chmod(base / "server.key", 0o600)
+    return (
+        "-c",
+        "ssl=on",
+        "-c",
+        f"ssl_cert_file={base / 'server.crt'}",
+        "-c",
+        f"ssl_key_file={base / 'server.key'}",
+    )
+
+
 @contextlib.contextmanager
 def single_server() -> Iterator[Postgres]:
     """One primary with user ``lvs`` and table app.t (no standby)."""
@@ -180,12 +204,12 @@ def single_server() -> Iterator[Postgres]:
 
 @contextlib.contextmanager
 def primary_and_standby() -> Iterator[tuple[Postgres, Postgres]]:
-    """A primary with user ``lvs`` and table app.t, and a hot standby streaming from it."""
+    """A primary (TLS on, test CA) with user ``lvs`` and table app.t, and a hot standby streaming from it."""
     base = Path(tempfile.mkdtemp(prefix="lvscheck-pg-"))
     try:
         primary_dir, standby_dir = _initdb(base, "primary"), base / "standby"
         p_port, s_port = free_port(), free_port()
-        with _postmaster(primary_dir, p_port, base) as primary:
+        with _postmaster(primary_dir, p_port, base, _tls_settings(base)) as primary:
             _wait_sql(primary)
             _setup(primary)
             _as_postgres(
