@@ -1,0 +1,147 @@
+"""Debian's real ldirectord runs lvscheck-ldirectord as its checkcommand and programs a real IPVS table.
+
+Runs inside ../shared/ipvs-guest (``.ci/run`` runs ``pytest -m ipvs`` there): two
+real servers (python http.server on 127.0.0.2 and 127.0.0.3, guest-local), a
+virtual with ``checktype=external`` and ``checkcommand=`` our console script,
+``quiescent=yes``.  One real is stopped and started again: its IPVS weight
+goes to 0 and back to the configured weight, while the other keeps its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.peers import require_binary, wait_for_port
+
+pytestmark = [
+    pytest.mark.ipvs,
+    pytest.mark.skipif(not os.path.exists("/proc/net/ip_vs"), reason="no IPVS table (/proc/net/ip_vs)"),
+]
+
+BIN = Path(sys.executable).parent
+PORT = 8080
+
+
+def _ipvsadm() -> str:
+    return subprocess.run(["ipvsadm", "-Ln"], capture_output=True, text=True, check=True, timeout=30).stdout
+
+
+def _weight(table: str, rip: str) -> int | None:
+    m = re.search(rf"-> {re.escape(rip)}:{PORT}\s+\S+\s+(\d+)\s", table)
+    return int(m[1]) if m else None
+
+
+def _wait_weight(rip: str, weight: int, timeout: float = 40.0) -> float:
+    start = time.monotonic()
+    table = ""
+    while time.monotonic() - start < timeout:
+        table = _ipvsadm()
+        if _weight(table, rip) == weight:
+            return time.monotonic() - start
+        time.sleep(0.25)
+    raise AssertionError(f"{rip} never got weight {weight} in {timeout} s:\n{table}")
+
+
+class _Web:
+    def __init__(self, ip: str, root: Path) -> None:
+        self.ip = ip
+        self.root = root
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(PORT), "--bind", self.ip, "-d", str(self.root)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(PORT, host=self.ip, timeout=30, proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def webs(tmp_path: Path) -> Iterator[tuple[_Web, _Web]]:
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "alive.html").write_text("Still alive\n")
+    a, b = _Web("127.0.0.2", root), _Web("127.0.0.3", root)
+    a.start()
+    b.start()
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_real_ldirectord_with_lvscheck_checkcommand(tmp_path: Path, webs: tuple[_Web, _Web]) -> None:
+    ldirectord = require_binary("/usr/sbin/ldirectord", "ldirectord")
+    require_binary("ipvsadm")
+    checker = BIN / "lvscheck-ldirectord"
+    assert checker.exists()
+    cf = tmp_path / "lvs.cf"
+    cf.write_text(
+        f"""checktimeout=5
+checkinterval=1
+quiescent=yes
+logfile="{tmp_path}/ldirectord.log"
+virtual=10.0.0.1:80
+\treal=127.0.0.2:{PORT} masq 5
+\treal=127.0.0.3:{PORT} masq 8
+\tchecktype=external
+\tcheckcommand={checker}
+\tservice=http
+\trequest="alive.html"
+\treceive="Still alive"
+\tscheduler=wlc
+"""
+    )
+    rundir = tmp_path / "run"
+    rundir.mkdir(mode=0o700)
+    env = dict(os.environ, LVSCHECK_LDIRECTORD_RUNDIR=str(rundir), LVSCHECK_LDIRECTORD_IDLE="30")
+    env.pop("LVSCHECK_LDIRECTORD_CONFIG", None)  # the config must come from ldirectord's command line
+    log = open(tmp_path / "ldirectord.out", "wb")  # noqa: SIM115 - closed below
+    ld = subprocess.Popen(
+        [ldirectord, "-d", str(cf), "start"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path
+    )
+    _, b = webs
+    try:
+        _wait_weight("127.0.0.2", 5)
+        _wait_weight("127.0.0.3", 8)
+        b.stop()
+        took = _wait_weight("127.0.0.3", 0)  # quiescent: weight 0, the entry stays
+        assert _weight(_ipvsadm(), "127.0.0.2") == 5
+        b.start()
+        _wait_weight("127.0.0.3", 8)
+        assert _weight(_ipvsadm(), "127.0.0.2") == 5
+        assert took < 30
+        assert (rundir / "server.sock").exists()  # the calls after the first went to the check server
+    except AssertionError:
+        log.flush()
+        tail = (tmp_path / "ldirectord.out").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"ldirectord output tail:\n{tail}") from None
+    finally:
+        subprocess.run([ldirectord, str(cf), "stop"], capture_output=True, timeout=60, check=False, env=env)
+        try:
+            ld.wait(15)
+        except subprocess.TimeoutExpired:
+            ld.kill()
+            ld.wait()
+        log.close()
+        pid = rundir / "server.pid"
+        if pid.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid.read_text()), 15)
+        shutil.rmtree(rundir, ignore_errors=True)
