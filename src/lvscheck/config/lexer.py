@@ -18,7 +18,6 @@ Lines are split on ``\\n`` only, as Perl reads them: a ``\\r`` stays in the text
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 __all__ = ["Block", "Directive", "Lexed", "LvscheckLine", "lex"]
 
@@ -30,40 +29,51 @@ _LVSCHECK = re.compile(r"\s*#\s*lvscheck:(.*)", re.ASCII)
 _BLANK = re.compile(r"\s*", re.ASCII)
 
 
-@dataclass(slots=True)
+# Plain slotted classes, not dataclasses: these are internal, and creating dataclasses costs
+# milliseconds at import time, which lvscheck-ldirectord pays on every cold start.
+
+
 class Directive:
     """One directive line: ``text`` is what ldirectord matches (comment cut, indent removed)."""
 
-    line: int
-    text: str
-    raw: str
+    __slots__ = ("line", "raw", "text")
+
+    def __init__(self, line: int, text: str, raw: str) -> None:
+        self.line = line
+        self.text = text
+        self.raw = raw
 
 
-@dataclass(slots=True)
 class LvscheckLine:
-    line: int
-    text: str  # after "#lvscheck:"
-    indented: bool
+    __slots__ = ("indented", "line", "text")
+
+    def __init__(self, line: int, text: str, indented: bool) -> None:
+        self.line = line
+        self.text = text  # after "#lvscheck:"
+        self.indented = indented
 
 
-@dataclass(slots=True)
 class Block:
-    line: int  # the virtual= line
-    ipv6: bool
-    header: str  # after "virtual(6)? = "
-    end: int  # the line that ended the block (ldirectord reports duplicates there)
-    directives: list[Directive] = field(default_factory=list)
-    lvscheck: list[LvscheckLine] = field(default_factory=list)
+    __slots__ = ("directives", "end", "header", "ipv6", "line", "lvscheck")
+
+    def __init__(self, line: int, ipv6: bool, header: str, end: int) -> None:
+        self.line = line  # the virtual= line
+        self.ipv6 = ipv6
+        self.header = header  # after "virtual(6)? = "
+        self.end = end  # the line that ended the block (ldirectord reports duplicates there)
+        self.directives: list[Directive] = []
+        self.lvscheck: list[LvscheckLine] = []
 
 
-@dataclass(slots=True)
 class Lexed:
-    globals: list[Directive] = field(default_factory=list)
-    blocks: list[Block] = field(default_factory=list)
-    lvscheck: list[LvscheckLine] = field(default_factory=list)  # global (column-0) ones
-    #: 1-based line -> whether it is blank (for "a blank line ended the block" hints)
-    blank_lines: set[int] = field(default_factory=set)
-    crlf: bool = False
+    __slots__ = ("blank_lines", "blocks", "crlf", "globals", "lvscheck")
+
+    def __init__(self, crlf: bool = False) -> None:
+        self.globals: list[Directive] = []
+        self.blocks: list[Block] = []
+        self.lvscheck: list[LvscheckLine] = []  # global (column-0) ones
+        self.blank_lines: set[int] = set()
+        self.crlf = crlf
 
 
 def _indented(raw: str) -> bool:

@@ -10,11 +10,8 @@ first problem: every line is checked and all problems are reported together.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import shlex
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -104,28 +101,34 @@ _EMAIL_STATES = ("all", "none", "starting", "running", "stopping", "reloading")
 _YESNO = "expected yes or no (lowercase, nothing after it)"
 
 
-@dataclass(slots=True)
 class RawFallback:
-    server: str
-    port: str | None
-    forwarding: str
-    line: int
+    __slots__ = ("forwarding", "line", "port", "server")
+
+    def __init__(self, server: str, port: str | None, forwarding: str, line: int) -> None:
+        self.server = server
+        self.port = port
+        self.forwarding = forwarding
+        self.line = line
 
 
-@dataclass(slots=True)
 class RawVirtual:
-    block: Block
-    values: dict[str, Any] = field(default_factory=dict)
-    lines: dict[str, int] = field(default_factory=dict)
-    reals: list[tuple[str, int]] = field(default_factory=list)
+    __slots__ = ("block", "lines", "reals", "values")
+
+    def __init__(self, block: Block) -> None:
+        self.block = block
+        self.values: dict[str, Any] = {}
+        self.lines: dict[str, int] = {}
+        self.reals: list[tuple[str, int]] = []
 
 
-@dataclass(slots=True)
 class RawConfig:
-    lexed: Lexed
-    values: dict[str, Any] = field(default_factory=dict)
-    lines: dict[str, int] = field(default_factory=dict)
-    virtuals: list[RawVirtual] = field(default_factory=list)
+    __slots__ = ("lexed", "lines", "values", "virtuals")
+
+    def __init__(self, lexed: Lexed) -> None:
+        self.lexed = lexed
+        self.values: dict[str, Any] = {}
+        self.lines: dict[str, int] = {}
+        self.virtuals: list[RawVirtual] = []
 
 
 def _shown(key: str, value: str) -> str:
@@ -309,6 +312,8 @@ class _Reader:
         if in_block and key in _QUOTED_BLOCK:  # only reached when the quotes are missing
             self.r.error(d.line, key, f'the value must be in double quotes: {key}="..."')
             return
+        import difflib
+
         close = difflib.get_close_matches(key.lower(), known, n=1, cutoff=0.75)
         hint = f"; did you mean {close[0]}?" if close else ""
         where = "in a virtual block" if in_block else "in the global section"
@@ -644,6 +649,10 @@ _OPTION_NAME = re.compile(r"[a-z][a-z0-9_]*", re.ASCII)
 
 def parse_lvscheck(report: Report, lines: list[LvscheckLine], base: LvscheckSettings) -> LvscheckSettings:
     """``#lvscheck: key=value ...`` lines on top of ``base`` (later lines win)."""
+    if not lines:
+        return base
+    import shlex
+
     values: dict[str, Any] = {}
     options = dict(base.options)
     where = dict(base.lines)
