@@ -18,6 +18,7 @@ ldirectord) ends.  An ICMP destination unreachable for our echo is down at once.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import struct
@@ -92,6 +93,13 @@ def _open(family: int, kind: str) -> tuple[socket.socket, str]:
     raise CheckFailed(f"cannot open an ICMP socket: {'; '.join(errors)}")
 
 
+def _why(exc: OSError) -> str:
+    """The kernel's refusal to route an echo, with what usually causes it."""
+    text = exc.strerror or str(exc)
+    hint = {errno.EINVAL: "a blackhole route?", errno.EACCES: "a prohibit route or a firewall rule?"}
+    return f"{text} ({hint[exc.errno]})" if exc.errno in hint else text
+
+
 class PingCheck(Check):
     name = "ping"
     summary = "ICMP echo request and reply (unprivileged ICMP socket where allowed, else raw)"
@@ -122,7 +130,7 @@ class PingCheck(Check):
         try:
             sock.connect((addr, 0))
         except OSError as exc:
-            raise CheckFailed(f"cannot send an ICMP echo to {addr}: {exc.strerror or exc}") from None
+            raise CheckFailed(f"cannot send an ICMP echo to {addr}: {_why(exc)}") from None
         v4 = family == socket.AF_INET
         ident = int.from_bytes(os.urandom(2), "big")
         payload = b"lvscheck" + os.urandom(8)
@@ -136,7 +144,7 @@ class PingCheck(Check):
             try:
                 await loop.sock_sendall(sock, header + payload)
             except OSError as exc:
-                raise CheckFailed(f"cannot send an ICMP echo to {addr}: {exc.strerror or exc}") from None
+                raise CheckFailed(f"cannot send an ICMP echo to {addr}: {_why(exc)}") from None
             sent_at[seq] = time.perf_counter()
             probe.phase = (
                 f"waiting for an ICMP echo reply from {addr} ({seq} echo request{'s' * (seq > 1)} sent)"
