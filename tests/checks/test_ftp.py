@@ -9,6 +9,7 @@ servers (tests/peers/textfaults.py), since vsftpd does not misbehave on demand.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -209,6 +210,47 @@ def test_hostile_servers(handler: Any, options: dict[str, str], reason: str) -> 
     assert r.state is State.DOWN
     assert r.reason == reason
     assert took < 2.5
+
+
+def test_ipv6_real_uses_epsv_and_its_own_address() -> None:
+    # a hand-written control connection on ::1 whose EPSV names the port of a data server
+    # that sends the file: proves EPSV (not PASV) is sent for an IPv6 real, and the data
+    # connection goes to the real's address
+    seen: list[bytes] = []
+
+    async def data(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"v6 file: Still alive\n")
+        writer.write_eof()  # a FIN, then wait for the client: no RST that could eat the data
+        await reader.read()
+
+    with serve(data, host="::1") as data_port:
+
+        async def control(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"220 v6 ftp\r\n")
+            replies = {
+                b"USER": b"331 pw\r\n",
+                b"PASS": b"230 in\r\n",
+                b"TYPE": b"200 binary\r\n",
+                b"EPSV": f"229 Entering Extended Passive Mode (|||{data_port}|)\r\n".encode(),
+                b"PASV": b"500 not for IPv6\r\n",
+                b"RETR": b"150 here it comes\r\n",
+                b"QUIT": b"221 bye\r\n",
+            }
+            while line := await reader.readline():
+                verb = line.split()[0]
+                seen.append(verb)
+                writer.write(replies.get(verb, b"500 ?\r\n"))
+                if verb == b"RETR":
+                    await asyncio.sleep(0.05)
+                    writer.write(b"226 done\r\n")
+
+        with serve(control, host="::1") as port:
+            [r] = lvscheck.run_checks(
+                [CheckSpec("ftp", Target("::1", port), {"request": "f", "receive": "Still alive"})]
+            )
+    assert r.state is State.UP, r.reason
+    assert b"EPSV" in seen
+    assert b"PASV" not in seen
 
 
 def test_no_socket_leak(ftp: Vsftpd) -> None:
