@@ -327,3 +327,39 @@ def test_on_result_sees_every_result() -> None:
 
     results = asyncio.run(main())
     assert sorted(r.reason for r in seen) == sorted(r.reason for r in results)
+
+
+def test_the_callers_cancellation_is_passed_on() -> None:
+    """A caller's own timeout or cancel is not a verdict on the real server: it propagates."""
+
+    async def main() -> None:
+        engine = sleepy_engine()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(engine.run(sleepy(seconds="10", negotiatetimeout="5")), 0.1)
+        task = asyncio.ensure_future(engine.run(sleepy(seconds="10", negotiatetimeout="0.2")))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # the engine still works, and the deadline still gives a verdict afterwards
+        r = await engine.run(sleepy(seconds="10", negotiatetimeout="0.1"))
+        assert r.reason == "timed out after 0.1 s sleeping"
+        assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+    asyncio.run(main())
+
+
+def test_deadline_and_caller_cancel_at_once() -> None:
+    async def main() -> None:
+        engine = sleepy_engine()
+        task = asyncio.ensure_future(engine.run(sleepy(seconds="10", negotiatetimeout="0.1")))
+        await asyncio.sleep(0.1)  # the deadline fires about now; cancel as well
+        task.cancel()
+        try:
+            r = await task
+        except asyncio.CancelledError:
+            return  # the caller's cancel won: fine
+        assert r.state is State.DOWN  # the deadline won before the cancel landed: also fine
+
+    for _ in range(20):
+        asyncio.run(main())

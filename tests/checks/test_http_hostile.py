@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import struct
 import time
@@ -150,11 +151,34 @@ CASES: dict[str, tuple[Handler, dict[str, str], str, float]] = {
         "connection reset by the server waiting for the response headers",
         2.0,
     ),
-    "accept then close": (close_at_once, {}, "connection reset by the server ...", 2.0),
-    "garbage instead of HTTP": (garbage, {}, "not a valid HTTP response (...", 2.0),
-    "a banner, then silence": (banner, {}, "timed out after 1 s waiting for the response headers", 1.0),
+    "accept then close": (
+        close_at_once,
+        {},
+        "re:connection (closed|reset) by the server waiting for the response headers",
+        2.0,
+    ),
+    "garbage instead of HTTP": (
+        garbage,
+        {},
+        "not a valid HTTP response (no HTTP status line: "
+        "'\\x00\\xff\\xfe garbage, not HTTP\\r\\nmore garbage\\r\\n\\r\\n') waiting for the response headers",
+        2.0,
+    ),
+    "a banner, then silence": (
+        banner,
+        {},
+        "not a valid HTTP response (no HTTP status line: 'SSH-2.0-OpenSSH_9.2p1 Debian-2\\r\\n')"
+        " waiting for the response headers",
+        1.0,
+    ),
     "endless garbage without a newline": (endless_garbage, {}, "not a valid HTTP response (...", 2.0),
-    "endless headers": (endless_headers, {}, "not a valid HTTP response (...", 2.0),
+    "endless headers": (
+        endless_headers,
+        {},
+        "not a valid HTTP response (status line and headers larger than 32 KiB)"
+        " waiting for the response headers",
+        2.0,
+    ),
     "endless body": (
         endless_body,
         {},
@@ -190,8 +214,7 @@ CASES: dict[str, tuple[Handler, dict[str, str], str, float]] = {
     "HTTP/0.9 reply": (
         http09,
         {},
-        "connection closed by the server waiting for the response headers (after 12 bytes that are"
-        " not a complete HTTP response head: 'Still alive\\n')",
+        "not a valid HTTP response (no HTTP status line: 'Still alive\\n') waiting for the response headers",
         2.0,
     ),
 }
@@ -203,7 +226,9 @@ def test_hostile_server_is_down_within_the_deadline(name: str) -> None:
     result, elapsed = against(handler, **SEED, **options, negotiatetimeout=f"{deadline:g}")
     assert result.state is State.DOWN
     assert result.weight == 0
-    if expected.endswith("..."):
+    if expected.startswith("re:"):
+        assert re.fullmatch(expected[3:], result.reason), result.reason
+    elif expected.endswith("..."):
         assert result.reason.startswith(expected[:-3]), result.reason
     else:
         assert result.reason == expected

@@ -32,15 +32,22 @@ async def run_prepared(check: Check) -> Result:
     target = check.spec.target
     assert check.port is not None  # Check.prepare guarantees it
     probe = Probe(target.host, check.port, check.timeout, check.connect_timeout)
+    deadline = _Deadline(probe.deadline)
     try:
-        async with asyncio.timeout(check.timeout):
+        try:
             outcome = await check.probe(probe)
+        finally:
+            deadline.cancel()
         if not isinstance(outcome, Outcome):  # a buggy plugin must not crash its caller
             outcome = Outcome.down(
                 f"internal error in check type {check.name!r}: "
                 f"probe returned {type(outcome).__name__}, not an Outcome"
             )
-    except TimeoutError:
+    except asyncio.CancelledError:
+        if not deadline.expired_us():
+            raise  # the caller cancelled us: not a verdict
+        outcome = Outcome.down(f"timed out after {check.timeout:g} s {probe.phase}")
+    except TimeoutError:  # a driver's own timeout
         outcome = Outcome.down(f"timed out after {check.timeout:g} s {probe.phase}")
     except CheckFailed as exc:
         outcome = Outcome.down(exc.reason)
@@ -67,6 +74,40 @@ async def run_prepared(check: Check) -> Result:
         latency=latency,
         details=outcome.details,
     )
+
+
+class _Deadline:
+    """Cancel the current task at ``when`` (loop time): ``asyncio.timeout`` with one timer and less work.
+
+    Measured on the HTTP hot path, ``asyncio.timeout`` cost about 7 us of CPU per
+    check; this costs a ``call_at`` and a ``cancel``.  The cancellation rules are
+    the same: a cancel that is ours is undone (``uncancel``) and becomes a
+    timeout; one from the caller (also) is passed on.
+    """
+
+    __slots__ = ("_cancelling", "_expired", "_handle", "_task")
+
+    def __init__(self, when: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._expired = False
+        self._handle = asyncio.get_running_loop().call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        self._expired = True
+        self._task.cancel()
+
+    def cancel(self) -> None:
+        """Stop the timer (the check ended); undo our own cancel if it fired."""
+        self._handle.cancel()
+        if self._expired:
+            self._expired = self._task.uncancel() <= self._cancelling
+
+    def expired_us(self) -> bool:
+        """True when the CancelledError being handled is ours alone (after :meth:`cancel`)."""
+        return self._expired
 
 
 def _weight(outcome: Outcome, configured: int) -> int:
