@@ -165,6 +165,27 @@ def test_correctly_signed_reply_from_a_fake_is_accepted() -> None:
     assert r.state is State.UP, r.reason
 
 
+@pytest.mark.parametrize("good", [True, False])
+def test_reply_message_authenticator_is_verified(good: bool) -> None:
+    import hmac
+
+    def answer(request: bytes) -> list[bytes]:
+        attrs = struct.pack("!BB", 80, 18) + b"\0" * 16
+        header = struct.pack("!BBH", ACCESS_ACCEPT, request[1], 20 + len(attrs))
+        mac = hmac.new(SECRET.encode() if good else b"other", header + request[4:20] + attrs, "md5").digest()
+        attrs = attrs[:2] + mac
+        auth = hashlib.md5(header + request[4:20] + attrs + SECRET.encode()).digest()
+        return [header + auth + attrs]
+
+    with udp_server(answer) as port:
+        r = run(port, secret=SECRET)
+    if good:
+        assert r.state is State.UP, r.reason
+    else:
+        assert r.state is State.DOWN
+        assert "Message-Authenticator that does not verify" in r.reason
+
+
 def test_password_hiding_matches_rfc2865_and_freeradius(radius: Server) -> None:
     # decode our hiding by hand (RFC 2865 5.2) for a two-block password
     secret, auth, pw = b"s", bytes(range(16)), b"p" * 20
