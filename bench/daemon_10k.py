@@ -78,6 +78,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--check", choices=("http", "connect"), default="http")
     ap.add_argument("--warmup", type=float, default=10.0)
+    ap.add_argument("--nginx-workers", type=int, default=1)
+    ap.add_argument("--nginx-cpus", default="1", help="taskset list for nginx ('' = no pinning)")
     args = ap.parse_args()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     d = Path(tempfile.mkdtemp(prefix="lvscheck-bench-"))
@@ -85,9 +87,10 @@ def main() -> int:
     (d / "root").mkdir()
     (d / "root" / "test.html").write_text("Still alive\n")
     user = "user root;" if os.geteuid() == 0 else ""
+    workers = args.nginx_workers
     (d / "nginx.conf").write_text(f"""
 {user}
-worker_processes 1;
+worker_processes {workers};
 worker_rlimit_nofile 65536;
 pid {d}/nginx.pid;
 error_log {d}/error.log error;
@@ -99,9 +102,8 @@ http {{
     server {{ listen 0.0.0.0:{port} backlog=4096; allow 127.0.0.0/8; deny all; root {d}/root; }}
 }}
 """)
-    ng = subprocess.Popen(
-        ["taskset", "-c", "1", nginx, "-c", str(d / "nginx.conf"), "-p", str(d), "-g", "daemon off;"]
-    )
+    pin = ["taskset", "-c", args.nginx_cpus] if args.nginx_cpus else []
+    ng = subprocess.Popen([*pin, nginx, "-c", str(d / "nginx.conf"), "-p", str(d), "-g", "daemon off;"])
     cf = d / "bench.cf"
     write_config(cf, args.reals, port, args.interval, args.check)
     mport = free_port()
@@ -149,11 +151,21 @@ http {{
         c1 = cpu_seconds(daemon.pid)
         t1 = time.monotonic()
         rss, hwm = rss_mb(daemon.pid)
+        ng_cpu = sum(
+            cpu_seconds(int(p))
+            for p in subprocess.run(
+                ["pgrep", "-f", str(d / "nginx.conf")], capture_output=True, text=True
+            ).stdout.split()
+        )
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10).read().decode()
         states: dict[str, int] = {}
+        latencies: list[float] = []
         for v in s1["virtuals"]:
             for r in v["reals"]:
                 states[r["state"]] = states.get(r["state"], 0) + 1
+                if r["latency_ms"] is not None:
+                    latencies.append(r["latency_ms"])
+        latencies.sort()
         checks = s1["checks"] - s0["checks"]
         out = {
             "reals": args.reals,
@@ -168,9 +180,12 @@ http {{
             "start_lag_p50_ms": round(s1["start_lag"]["p50"] * 1000, 2),
             "start_lag_p99_ms": round(s1["start_lag"]["p99"] * 1000, 2),
             "start_lag_max_ms": round(s1["start_lag"]["max"] * 1000, 2),
+            "check_latency_p50_ms": latencies[len(latencies) // 2] if latencies else None,
+            "check_latency_p99_ms": latencies[int(len(latencies) * 0.99)] if latencies else None,
             "rss_mb": round(rss, 1),
             "peak_rss_mb": round(hwm, 1),
             "states": states,
+            "nginx_cpu_s_total": round(ng_cpu, 1),
             "metrics_bytes": len(metrics),
             "load": os.getloadavg(),
         }

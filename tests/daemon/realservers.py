@@ -62,10 +62,28 @@ http {{
                 time.sleep(0.05)
             time.sleep(0.2)
 
+    def _pids(self) -> list[int]:
+        assert self.proc is not None
+        pid = self.proc.pid
+        with contextlib.suppress(OSError):
+            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            return [pid, *map(int, kids)]
+        return [pid]
+
+    def pause(self) -> None:
+        """SIGSTOP master and workers: connections are accepted by the kernel, never answered."""
+        for pid in self._pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in reversed(self._pids()):
+            os.kill(pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is None:
             return
         with contextlib.suppress(ProcessLookupError):
+            self.resume()
             self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(10)

@@ -233,9 +233,13 @@ def test_pool_guard_holds_director_side_failures(reals: list[RealNginx]) -> None
     run_with(director, body)
 
 
-def test_fallback_when_the_pool_is_down(tmp_path: Path) -> None:
+def test_fallback_and_fallbackcommand_when_the_pool_is_down(tmp_path: Path) -> None:
     from lvscheck.config.model import Fallback
 
+    out = tmp_path / "fallback.out"
+    script = tmp_path / "fallback.sh"
+    script.write_text(f'#!/bin/sh\necho "$@" >> {out}\n')
+    script.chmod(0o755)
     dead = [free_port(), free_port()]
     cfg = Config(
         "test.cf",
@@ -245,6 +249,7 @@ def test_fallback_when_the_pool_is_down(tmp_path: Path) -> None:
                 [(p, 1) for p in dead],
                 fallback=Fallback("127.0.0.9", 80, "masq"),
                 quiescent=False,
+                fallbackcommand=str(script),
             ),
         ),
     )
@@ -255,5 +260,7 @@ def test_fallback_when_the_pool_is_down(tmp_path: Path) -> None:
         await until(lambda: ipvs.table.dest(VIP, "127.0.0.9", 80) is not None, 5, "fallback added")
         assert ipvs.table.dest(VIP, "127.0.0.9", 80) == Dest("127.0.0.9", 80, "masq", 1)
         assert all(weight(ipvs, VIP, p) is None for p in dead)  # quiescent=no: removed
+        await until(lambda: out.exists() and out.read_text() != "", 5, "fallbackcommand ran")
 
     run_with(director, body)
+    assert out.read_text() == "start 10.9.0.1:80 tcp\n"

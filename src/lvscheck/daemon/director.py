@@ -113,6 +113,7 @@ class RealState:
 @dataclass(slots=True)
 class PoolState:
     bad: int = 0  # reals whose last result failed for a director-side reason
+    all_down: bool = False  # no real up and none unknown (fallbackcommand start was run)
     guarded: bool = False
     fallback_active: bool = False
     guard_logged: float = 0.0
@@ -194,6 +195,7 @@ class Director:
         self._config_mtime = 0.0
         self._mail: dict[str, MailSettings] = {}
         self._background: list[asyncio.Task[None]] = []
+        self._spawned: set[asyncio.Task[None]] = set()
         self._pending_layout: tuple[Layout, dict[str, tuple[Check | None, Check | None]]] = (Layout(), {})
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -284,8 +286,13 @@ class Director:
             self.events.daemon_state = "running"
             self.sd_notify("READY=1")
             return False
+        previous = self._config_digest
         self.config = config
         self._remember_file()
+        callback = config.settings.callback
+        if callback and self._config_digest != previous:
+            # ldirectord's callback: "<path> <config path>" when the config content changed
+            self._spawn_shell(f"{callback} {self.config_path}", "callback")
         changed = self._install(layout, checks, first=False)
         self.counters.reloads += 1
         self._flush_now()
@@ -497,7 +504,11 @@ class Director:
             if d is not None:
                 dests[d.key] = d
         pstate = self.pools[pool.key]
-        fallback_on = pool.fallback is not None and not any_up and not any_unknown
+        all_down = bool(pool.slots) and not any_up and not any_unknown
+        if all_down != pstate.all_down:
+            pstate.all_down = all_down
+            self._fallback_command(pool, "start" if all_down else "stop")
+        fallback_on = pool.fallback is not None and all_down
         if fallback_on and pool.fallback is not None and pool.fallback.key not in dests:
             dests[pool.fallback.key] = pool.fallback
         if fallback_on != pstate.fallback_active:
@@ -508,6 +519,36 @@ class Director:
                 real=str(pool.fallback),
             )
         return pool.service, dests
+
+    def _fallback_command(self, pool: Pool, action: str) -> None:
+        """ldirectord's ``fallbackcommand``: ``CMD start|stop VIP:VPORT PROTOCOL`` through the shell."""
+        v = pool.virtual
+        command = v.fallbackcommand or (self.config.settings.fallbackcommand if self.config else None)
+        if not command:
+            return
+        vip = "" if v.fwmark is not None else v.vip_arg
+        line = f"{command} {action} {vip}:{v.port} {v.protocol}"
+        self._spawn_shell(line, f"fallbackcommand of {pool.name}")
+
+    def _spawn_shell(self, line: str, what: str) -> None:
+        async def run() -> None:
+            try:
+                proc = await asyncio.create_subprocess_shell(
+                    line, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL
+                )
+                rc = await asyncio.wait_for(proc.wait(), 60)
+            except (OSError, TimeoutError) as exc:
+                log.error("%s failed: %s: %s", what, line, exc)
+                return
+            if rc:
+                log.error("%s exited with %s: %s", what, rc, line)
+
+        try:
+            task = asyncio.get_running_loop().create_task(run())
+        except RuntimeError:
+            return
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
 
     def _flush_now(self) -> None:
         self._flush_handle = None
