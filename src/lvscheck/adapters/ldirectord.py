@@ -82,7 +82,8 @@ def spec_for(config: Config, args: list[str], elapsed: float = 0.0) -> tuple[Che
     options = dict(spec.options)
     for name in ("checktimeout", "negotiatetimeout"):
         own = float(options.get(name, limit))
-        options[name] = f"{max(0.05, min(own, limit)):.3f}"
+        # whole tenths (rounded down) read better in reasons: "timed out after 4.3 s ..."
+        options[name] = f"{max(0.1, int(min(own, limit) * 10) / 10):g}"
     return dataclasses.replace(spec, options=options), label
 
 
