@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from tests.peers import Server, free_port
@@ -92,6 +93,29 @@ def test_secret_required_and_option_values_checked() -> None:
         with pytest.raises(OptionError) as info:
             run(1812, **options)
         assert "x" * 129 not in str(info.value)
+
+
+def test_secret_and_password_from_file_or_environment(
+    radius: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "secret").write_text(SECRET + "\n")
+    monkeypatch.setenv("LVS_RADIUS_PW", PASSWORD)
+    r = run(radius.port, login=USER, passwdenv="LVS_RADIUS_PW", secretfile=str(tmp_path / "secret"))
+    assert r.state is State.UP
+    assert r.reason.startswith("Access-Accept")
+    monkeypatch.setenv("LVS_RADIUS_SECRET", SECRET)
+    (tmp_path / "pw").write_text(PASSWORD)
+    r = run(radius.port, login=USER, passwdfile=str(tmp_path / "pw"), secretenv="LVS_RADIUS_SECRET")
+    assert r.reason.startswith("Access-Accept")
+    for options in (
+        {"secret": SECRET, "secretenv": "LVS_RADIUS_SECRET"},
+        {"secretfile": str(tmp_path / "missing")},
+        {"secretenv": "LVS_NOT_SET_ANYWHERE"},
+        {"secret": SECRET, "passwd": "x", "passwdenv": "LVS_RADIUS_PW"},
+    ):
+        with pytest.raises(OptionError) as info:
+            run(radius.port, **options)
+        assert SECRET not in str(info.value)
 
 
 def test_port_unreachable_is_down_promptly() -> None:

@@ -25,7 +25,10 @@ import hashlib
 import hmac
 import os
 import struct
+from collections.abc import Mapping
+from typing import Any
 
+from lvscheck.checks._db import PASSWORD_OPTIONS, read_password
 from lvscheck.checks._udp import exchange
 from lvscheck.checktype import Check
 from lvscheck.engine.probe import Probe
@@ -129,6 +132,30 @@ def _offset_of(packet: bytes, kind: int) -> int:
     return at
 
 
+def _read_secret(opts: Mapping[str, Any]) -> str | None:
+    """The shared secret from ``secret``, ``secretfile`` or ``secretenv`` (at most one)."""
+    given = [name for name in ("secret", "secretfile", "secretenv") if opts.get(name) is not None]
+    if len(given) > 1:
+        raise OptionError(f"check type 'radius': give only one of {', '.join(given)}")
+    if not given:
+        return None
+    if given[0] == "secret":
+        return str(opts["secret"])
+    if given[0] == "secretfile":
+        path = str(opts["secretfile"])
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read(65536)
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise OptionError(f"check type 'radius': secretfile={path!r} cannot be read: {why}") from None
+        return text.splitlines()[0] if text else ""
+    value = os.environ.get(str(opts["secretenv"]))
+    if value is None:
+        raise OptionError(f"check type 'radius': secretenv={opts['secretenv']}: that variable is not set")
+    return value
+
+
 class RadiusCheck(Check):
     name = "radius"
     summary = "RADIUS Access-Request; an authenticated Accept (or Reject: alive) decides"
@@ -136,8 +163,10 @@ class RadiusCheck(Check):
     timeout_option = "checktimeout"  # as ldirectord: alarm(checktimeout) around the whole exchange
     options = (
         Option("login", "User-Name to send", "lvscheck"),
-        Option("passwd", "User-Password to send (hidden with the secret on the wire)", "", secret=True),
-        Option("secret", "shared secret of this client on the RADIUS server (required)", None, secret=True),
+        *PASSWORD_OPTIONS,
+        Option("secret", "shared secret of this client on the RADIUS server", None, secret=True),
+        Option("secretfile", "read the shared secret from this file (first line)"),
+        Option("secretenv", "read the shared secret from this environment variable"),
         Option(
             "expect",
             "any: Accept, Reject or Challenge mean alive; accept: only Access-Accept",
@@ -147,12 +176,14 @@ class RadiusCheck(Check):
     )
 
     def setup(self) -> None:
-        secret: str | None = self.opts["secret"]
+        secret = _read_secret(self.opts)
         if not secret:
-            raise OptionError("check type 'radius' needs secret=... (the shared secret of this client)")
+            raise OptionError(
+                "check type 'radius' needs this client's shared secret: secret=, secretfile= or secretenv="
+            )
         self.secret = secret.encode()
         self.login = str(self.opts["login"]).encode()
-        self.password = str(self.opts["passwd"]).encode()
+        self.password = (read_password(self.name, self.opts) or "").encode()
         if not 1 <= len(self.login) <= 253:
             raise OptionError("login= must be 1..253 bytes for RADIUS")
         if len(self.password) > 128:
