@@ -59,6 +59,15 @@ def test_ping_answered_err0_is_up_with_version() -> None:
     assert listener.seen == [b"(CONNECT_DATA=(COMMAND=ping))"]
 
 
+def test_ldirectord_dbi_options_are_accepted_and_said_unused() -> None:
+    options = {"login": "scott", "passwd": "tiger", "database": "ORCL", "request": "select 1 from dual"}
+    with tns_listener() as listener:
+        r = run(listener.port, **options)
+    assert r.state is State.UP
+    assert r.reason.endswith("; login, passwd, database, request not checked: a TNS ping does not log in")
+    assert "tiger" not in r.reason
+
+
 def test_vsnnum_zero_is_up_without_version() -> None:
     with tns_listener(vsnnum=0) as listener:
         r = run(listener.port)

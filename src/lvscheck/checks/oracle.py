@@ -23,7 +23,7 @@ from lvscheck.checktype import Check
 from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed
 from lvscheck.hookspecs import hookimpl
-from lvscheck.model import Outcome
+from lvscheck.model import Option, Outcome
 from lvscheck.plugins import CheckRegistry
 
 __all__ = ["OracleCheck", "connect_packet", "decode_vsnnum", "parse_refuse"]
@@ -109,6 +109,22 @@ class OracleCheck(Check):
     name = "oracle"
     summary = "Oracle listener TNS ping: CONNECT (COMMAND=ping), REFUSE with ERR=0 means alive"
     default_port = 1521
+    #: ldirectord's service=oracle directives (a DBI login and query).  Accepted so an
+    #: ldirectord.cf runs unchanged, but a TNS ping does not log in: the reason says so.
+    options = tuple(
+        Option(name, f"ldirectord's {name}=: accepted, not used (a TNS ping does not log in)", secret=secret)
+        for name, secret in (
+            ("login", False),
+            ("passwd", True),
+            ("database", False),
+            ("request", False),
+            ("receive", False),
+        )
+    )
+
+    def setup(self) -> None:
+        unused = [o.name for o in self.options if self.opts[o.name] is not None]
+        self.unused_note = f"; {', '.join(unused)} not checked: a TNS ping does not log in" if unused else ""
 
     async def probe(self, probe: Probe) -> Outcome:
         reader, writer = await probe.connect()
@@ -150,7 +166,7 @@ class OracleCheck(Check):
             raise CheckFailed(f"listener REFUSE without an ERR= code{shown}")
         details["err"] = err
         if err == 0:
-            return Outcome.up(f"listener alive (ping answered ERR=0{version})", **details)
+            return Outcome.up(f"listener alive (ping answered ERR=0{version}){self.unused_note}", **details)
         meaning = TNS_ERRORS.get(err, f"TNS error {err}")
         return Outcome.down(f"listener refused the ping: ERR={err} ({meaning}){version}", **details)
 
