@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from lvscheck._version import __version__
 
@@ -15,7 +15,31 @@ __all__ = ["EXIT_UNKNOWN", "main"]
 EXIT_UNKNOWN = 3
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter without ``import shutil`` (and its bz2/lzma/zlib) on every start.
+
+    argparse builds a formatter for each ``add_argument`` and asks shutil for the
+    terminal width; ``os.get_terminal_size`` answers the same question.
+    """
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24) -> None:
+        import os
+
+        try:
+            width = int(os.environ["COLUMNS"])
+        except (KeyError, ValueError):
+            try:
+                width = os.get_terminal_size(sys.__stdout__.fileno() if sys.__stdout__ else 1).columns
+            except (OSError, ValueError):
+                width = 80
+        super().__init__(prog, indent_increment, max_help_position, width=width - 2)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")

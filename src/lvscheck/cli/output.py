@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 from lvscheck.model import Result, State
@@ -43,4 +42,6 @@ def misc_dynamic_exit(result: Result) -> int:
 
 
 def to_json(result: Result) -> str:
+    import json  # only for --json: start-up time counts
+
     return json.dumps(result.to_dict(), sort_keys=True)

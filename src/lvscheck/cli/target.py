@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
+import socket
 
 from lvscheck.errors import TargetError
 
@@ -33,10 +33,26 @@ def parse_hostport(text: str) -> tuple[str, int | None]:
             raise TargetError(f"target {text!r}: port {port_text!r} is not a number 1..65535")
         port = int(port_text)
     try:
-        host = str(ipaddress.ip_address(host))
+        host = _ip_address(host)
     except ValueError:
         if ":" in host or not _HOSTNAME.match(host) or re.fullmatch(r"[\d.]+", host):
             raise TargetError(
                 f"target {text!r}: {host!r} is not an IP address or host name; {accepted}"
             ) from None
     return host, port
+
+
+def _ip_address(text: str) -> str:
+    """``text`` as a normalised IP address (``2001:DB8::0:1`` -> ``2001:db8::1``), or ValueError.
+
+    ``socket.inet_pton`` rather than the ``ipaddress`` module: same answers for
+    what a target can be, without importing ``ipaddress`` on every start.
+    """
+    address, percent, zone = text.partition("%")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    if percent and (family != socket.AF_INET6 or not zone):
+        raise ValueError(text)
+    try:
+        return socket.inet_ntop(family, socket.inet_pton(family, address)) + percent + zone
+    except OSError:
+        raise ValueError(text) from None
