@@ -110,6 +110,9 @@ def command_daemon(args: argparse.Namespace) -> int:
             fh.write(f"{os.getpid()}\n")
     try:
         asyncio.run(_main(director, args))
+    except AdapterError as exc:
+        print(f"lvscheck daemon: {exc}", file=sys.stderr)
+        return 1
     finally:
         backend.close()
         director.events.close()

@@ -104,14 +104,15 @@ class NetlinkIPVS:
     def dump(self) -> Table:
         """Every service and destination in the kernel table."""
         table = Table()
-        for msg in self._dump(IPVS_CMD_GET_SERVICE, None):
-            service = _decode_service(msg.get_attr("IPVS_CMD_ATTR_SERVICE"))
-            if service is not None:
-                table.add(service)
+        for payload in self._dump(IPVS_CMD_GET_SERVICE, None):
+            nested = _attrs(payload, 4).get(1)  # IPVS_CMD_ATTR_SERVICE
+            if nested is not None:
+                table.add(_decode_service(nested))
         for key, service in list(table.services.items()):
-            for msg in self._dump(IPVS_CMD_GET_DEST, service):
-                dest = _decode_dest(msg.get_attr("IPVS_CMD_ATTR_DEST"), key)
-                if dest is not None:
+            for payload in self._dump(IPVS_CMD_GET_DEST, service):
+                nested = _attrs(payload, 4).get(2)  # IPVS_CMD_ATTR_DEST
+                if nested is not None:
+                    dest = _decode_dest(nested, key)
                     table.dests[key][dest.key] = dest
         return table
 
@@ -218,22 +219,17 @@ class NetlinkIPVS:
                     return msgs
                 msgs.append(_HDR.pack(len(payload) + _HDR.size, mtype, 0, rseq, 0) + payload)
 
-    def _dump(self, cmd: int, service: Service | None) -> list[Any]:
+    def _dump(self, cmd: int, service: Service | None) -> list[bytes]:
+        """The payloads (generic netlink header + attributes) of a dump's answers."""
         seq = self._next_seq()
         attrs: list[tuple[str, Any]] = []
         if service is not None:
             attrs.append(("IPVS_CMD_ATTR_SERVICE", _service_attrs(service, False)))
         data = self._message(cmd, attrs, NLM_F_REQUEST | NLM_F_DUMP, seq)
         try:
-            raw = self._raw_request(data, seq)
+            return [blob[_HDR.size :] for blob in self._raw_request(data, seq)]
         except OSError as exc:
             raise AdapterError(f"IPVS netlink dump failed: {exc.strerror or exc}") from exc
-        out = []
-        for blob in raw:
-            msg = self._msgcls(blob)
-            msg.decode()
-            out.append(msg)
-        return out
 
     def _resolve_family(self) -> int:
         from pyroute2.netlink import ctrlmsg
@@ -311,43 +307,71 @@ def _dest_attrs(dest: Dest, full: bool) -> dict[str, Any]:
     return {"attrs": attrs}
 
 
-def _decode_service(nla: Any) -> Service | None:
-    if nla is None:
-        return None
-    get = nla.get_attr
-    af = int(get("IPVS_SVC_ATTR_AF") or socket.AF_INET)
-    fwmark = int(get("IPVS_SVC_ATTR_FWMARK") or 0)
+# Dumps are decoded with struct, not pyroute2: a reconcile of 10,000 reals must not stall the
+# check loop (pyroute2's generic decoder costs ~50-100 us per message, this ~5 us).
+_NLA = struct.Struct("=HH")
+_U16 = struct.Struct("=H")
+_U32 = struct.Struct("=I")
+_BE16 = struct.Struct("!H")
+
+
+def _attrs(buf: bytes, offset: int = 0) -> dict[int, bytes]:
+    """Netlink attributes of ``buf`` from ``offset``: {type: payload} (nested flag masked)."""
+    out: dict[int, bytes] = {}
+    end = len(buf)
+    while offset + 4 <= end:
+        length, kind = _NLA.unpack_from(buf, offset)
+        if length < 4:
+            break
+        out[kind & 0x3FFF] = buf[offset + 4 : offset + length]
+        offset += (length + 3) & ~3
+    return out
+
+
+def _u32(a: dict[int, bytes], kind: int) -> int:
+    v = a.get(kind)
+    return _U32.unpack_from(v)[0] if v is not None and len(v) >= 4 else 0
+
+
+def _addr(raw: bytes | None, af: int) -> str:
+    if raw is None:
+        return ""
+    if af == socket.AF_INET6:
+        return socket.inet_ntop(socket.AF_INET6, raw[:16])
+    return socket.inet_ntop(socket.AF_INET, raw[:4])
+
+
+def _decode_service(nested: bytes) -> Service:
+    a = _attrs(nested)
+    af = _U16.unpack_from(a[1])[0] if 1 in a else socket.AF_INET
+    fwmark = _u32(a, 5)
     if fwmark:
         key = ServiceKey.mark(fwmark, af)
     else:
-        key = ServiceKey(
-            af,
-            int(get("IPVS_SVC_ATTR_PROTOCOL") or 0),
-            str(get("IPVS_SVC_ATTR_ADDR")),
-            int(get("IPVS_SVC_ATTR_PORT") or 0),
-        )
-    flags = get("IPVS_SVC_ATTR_FLAGS")
-    netmask = get("IPVS_SVC_ATTR_NETMASK")
+        proto = _U16.unpack_from(a[2])[0] if 2 in a else 0
+        port = _BE16.unpack_from(a[4])[0] if 4 in a else 0
+        key = ServiceKey(af, proto, _addr(a.get(3), af), port)
+    flags = _U32.unpack_from(a[7])[0] if 7 in a else 0
+    netmask = socket.inet_ntoa(a[9][:4]) if 9 in a and af == socket.AF_INET else None
     return Service(
         key,
-        scheduler=str(get("IPVS_SVC_ATTR_SCHED_NAME") or ""),
-        flags=int(flags["flags"]) if flags is not None else 0,
-        timeout=int(get("IPVS_SVC_ATTR_TIMEOUT") or 0),
-        netmask=str(netmask) if netmask is not None and af == socket.AF_INET else None,
+        scheduler=a.get(6, b"").split(b"\0", 1)[0].decode(),
+        flags=flags,
+        timeout=_u32(a, 8),
+        netmask=netmask,
     )
 
 
-def _decode_dest(nla: Any, key: ServiceKey) -> Dest | None:
-    if nla is None:
-        return None
-    get = nla.get_attr
+def _decode_dest(nested: bytes, key: ServiceKey) -> Dest:
+    a = _attrs(nested)
+    af = _U16.unpack_from(a[11])[0] if 11 in a else key.af
     return Dest(
-        addr=str(get("IPVS_DEST_ATTR_ADDR")),
-        port=int(get("IPVS_DEST_ATTR_PORT") or 0),
-        fwd=Dest.fwd_name(int(get("IPVS_DEST_ATTR_FWD_METHOD") or 0)),
-        weight=int(get("IPVS_DEST_ATTR_WEIGHT") or 0),
-        u_thresh=int(get("IPVS_DEST_ATTR_U_THRESH") or 0),
-        l_thresh=int(get("IPVS_DEST_ATTR_L_THRESH") or 0),
+        addr=_addr(a.get(1), af),
+        port=_BE16.unpack_from(a[2])[0] if 2 in a else 0,
+        fwd=Dest.fwd_name(_u32(a, 3)),
+        weight=_u32(a, 4),
+        u_thresh=_u32(a, 5),
+        l_thresh=_u32(a, 6),
     )
 
 
