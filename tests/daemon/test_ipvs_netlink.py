@@ -78,3 +78,22 @@ def test_a_closed_socket_is_an_adapter_error(ipvs) -> None:  # type: ignore[no-u
     ipvs.close()
     with pytest.raises(AdapterError):
         ipvs.apply([Op(OpKind.ADD_SERVICE, S1)])
+
+
+def test_ipv6_udp_and_fwmark_services_round_trip(ipvs) -> None:  # type: ignore[no-untyped-def]
+    v6 = Service(ServiceKey.tcp("fd00::1", 80), "rr")
+    udp = Service(ServiceKey.udp("10.0.9.53", 53), "wrr", flags=0x4)  # one-packet scheduling
+    mark6 = Service(ServiceKey.mark(9, af=10), "wlc")
+    d6 = Dest("fd00::2", 80, "masq", 4)
+    ops = [Op(OpKind.ADD_SERVICE, s) for s in (v6, udp, mark6)]
+    ops += [Op(OpKind.ADD_DEST, v6, d6), Op(OpKind.ADD_DEST, udp, Dest("10.0.8.53", 53, "gate", 2))]
+    ops.append(Op(OpKind.ADD_DEST, mark6, Dest("fd00::3", 0, "gate", 1)))
+    assert ipvs.apply(ops) == []
+    t = ipvs.dump()
+    assert t.dest(v6.key, "fd00::2", 80) == d6
+    assert t.services[udp.key].flags & 0x4
+    assert t.dest(mark6.key, "fd00::3", 0) is not None
+    out = ipvsadm("-Ln")
+    assert "[fd00::1]:80 rr" in out
+    assert "UDP  10.0.9.53:53 wrr ops" in out
+    assert plan(t.copy(), t) == []
