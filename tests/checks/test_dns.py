@@ -121,7 +121,7 @@ def test_udp_silence_is_down_at_the_deadline_after_retransmits() -> None:
         r = run(port, request="www.example.test", negotiatetimeout="2.5")
     assert r.state is State.DOWN
     assert r.reason.startswith("timed out after 2.5 s waiting for the answer to www.example.test. A over UDP")
-    assert 2.4 < time.monotonic() - t0 < 3.0
+    assert 2.4 < time.monotonic() - t0 < 3.5
     assert len(seen) == 3
     assert len(set(seen)) == 1
 

@@ -108,11 +108,10 @@ def test_silence_is_down_at_the_deadline_after_repeated_echoes(setup: str, host:
     t0 = time.monotonic()
     rc, out = in_netns(setup, host, "checktimeout=1", "interval=0.3")
     assert rc == 2
-    assert (
-        out["reason"]
-        == f"timed out after 1 s waiting for an ICMP echo reply from {host} (4 echo requests sent)"
-    )
-    assert 0.95 < float(out["latency_ms"]) / 1000 < 1.3  # type: ignore[arg-type]
+    sent = r"\([34] echo requests sent\)"  # at 0, 0.3, 0.6 and (unless the machine is busy) 0.9 s
+    expected = rf"timed out after 1 s waiting for an ICMP echo reply from {re.escape(host)} {sent}"
+    assert re.fullmatch(expected, str(out["reason"])), out["reason"]
+    assert 0.95 < float(out["latency_ms"]) / 1000 < 2  # type: ignore[arg-type]
     assert time.monotonic() - t0 < 5
 
 

@@ -132,7 +132,7 @@ def test_silence_is_down_at_the_deadline() -> None:
         r = run(port, secret=SECRET, checktimeout="1.5")
     assert r.state is State.DOWN
     assert r.reason.startswith("timed out after 1.5 s")
-    assert 1.4 < time.monotonic() - t0 < 2.0
+    assert 1.4 < time.monotonic() - t0 < 2.5
     assert len(seen) == 2
     assert seen[0] == seen[1]  # a retransmission: same identifier and authenticator
 

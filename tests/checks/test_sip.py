@@ -160,7 +160,7 @@ def test_udp_silence_is_down_at_the_deadline() -> None:
         r = run(port, negotiatetimeout="1.5")
     assert r.state is State.DOWN
     assert r.reason.startswith("timed out after 1.5 s waiting for the SIP response over UDP")
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 < 2.5
     assert len(seen) == 2
 
 

@@ -27,9 +27,8 @@ async def exchange(probe: Probe, endpoint: Datagrams, payload: bytes, every: flo
             async with asyncio.timeout(min(every, probe.remaining())):
                 return await endpoint.recv()
         except ConnectionRefusedError:
-            raise CheckFailed(
-                f"ICMP port unreachable: nothing listens on UDP {probe.host}:{probe.port}"
-            ) from None
+            host = f"[{probe.host}]" if ":" in probe.host else probe.host
+            raise CheckFailed(f"ICMP port unreachable: nothing listens on UDP {host}:{probe.port}") from None
         except TimeoutError:
             if probe.remaining() <= 0:
                 raise
