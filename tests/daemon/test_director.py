@@ -264,3 +264,30 @@ def test_fallback_and_fallbackcommand_when_the_pool_is_down(tmp_path: Path) -> N
 
     run_with(director, body)
     assert out.read_text() == "start 10.9.0.1:80 tcp\n"
+
+
+def test_maintenancedir_forces_a_real_down_and_it_rises_after(reals: list[RealNginx], tmp_path: Path) -> None:
+    from lvscheck.config.model import Settings
+
+    ports = [r.port for r in reals[:2]]
+    mdir = tmp_path / "maint"
+    mdir.mkdir()
+    cfg = Config(
+        "test.cf",
+        settings=Settings(maintenancedir=str(mdir)),
+        virtuals=(virtual("10.9.0.1", [(p, 5) for p in ports]),),
+    )
+    ipvs = MemoryIPVS()
+    director = Director("test.cf", ipvs, loader=lambda _p: cfg)
+
+    async def body() -> None:
+        await until(lambda: all(weight(ipvs, VIP, p) == 5 for p in ports), 5, "all up")
+        (mdir / f"127.0.0.1:{ports[0]}").touch()
+        await until(lambda: weight(ipvs, VIP, ports[0]) == 0, 3, "in maintenance: weight 0")
+        await asyncio.sleep(0.5)  # good checks keep coming: it stays down
+        assert weight(ipvs, VIP, ports[0]) == 0
+        assert weight(ipvs, VIP, ports[1]) == 5
+        (mdir / f"127.0.0.1:{ports[0]}").unlink()
+        await until(lambda: weight(ipvs, VIP, ports[0]) == 5, 5, "out of maintenance: back after rise")
+
+    run_with(director, body)

@@ -190,6 +190,8 @@ def command_status(args: argparse.Namespace) -> int:
             lat = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.1f}ms"
             state = r["state"] + (f"({r['streak']})" if r["streak"] else "")
             reason = r["reason"] or (f"fixed {r['fixed']}" if r["fixed"] else "")
+            if r.get("maintenance"):
+                reason = f"MAINTENANCE ({r['maintenance']}); last check: {reason}"
             weight = r["configured_weight"]
             print(f"  {r['real']:<24} {state:<8} {weight:>6} {kw:>6} {last:>7} {lat:>9}  {reason}")
     return 0

@@ -196,6 +196,7 @@ class Director:
         self._mail: dict[str, MailSettings] = {}
         self._background: list[asyncio.Task[None]] = []
         self._spawned: set[asyncio.Task[None]] = set()
+        self._maintenance: dict[str, str] = {}  # real id -> the maintenancedir file naming it
         self._pending_layout: tuple[Layout, dict[str, tuple[Check | None, Check | None]]] = (Layout(), {})
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -228,6 +229,7 @@ class Director:
         if self.options.reconcile > 0:
             self._background.append(loop.create_task(self._reconcile_loop()))
         self._background.append(loop.create_task(self._autoreload_loop()))
+        self._background.append(loop.create_task(self._maintenance_loop()))
         try:
             await self._stopping.wait()
         finally:
@@ -392,6 +394,57 @@ class Director:
             if digest != self._config_digest:
                 await self.reload("autoreload")
 
+    async def _maintenance_loop(self, every: float = 1.0) -> None:
+        """ldirectord's ``maintenancedir``: a file named ``IP:PORT`` or ``IP`` forces that real down."""
+        while True:
+            directory = self.config.settings.maintenancedir if self.config is not None else None
+            names: set[str] = set()
+            if directory:
+                try:
+                    names = set(os.listdir(directory))
+                except OSError:
+                    names = set()
+            self.apply_maintenance(names)
+            await asyncio.sleep(every)
+
+    def apply_maintenance(self, names: set[str]) -> None:
+        """Force down the reals ``names`` (maintenancedir entries) match; release the others."""
+        now: dict[str, str] = {}
+        if names:
+            for sid, rs in self.reals.items():
+                d = rs.slot.dest
+                host = f"[{d.addr}]" if ":" in d.addr else d.addr
+                for name in (f"{host}:{d.port}", host):
+                    if name in names:
+                        now[sid] = name
+                        break
+        for sid, name in now.items():
+            rs = self.reals[sid]
+            if sid not in self._maintenance and rs.track.phase is not Phase.DOWN:
+                pool = self.layout.pools[rs.slot.pool]
+                before = rs.track
+                rs.track = Track(Phase.DOWN)
+                self.counters.transitions += 1
+                self._dirty.add(rs.slot.pool)
+                self._schedule_flush()
+                self.events.emit(
+                    "down",
+                    mail=self._mail.get(rs.slot.pool),
+                    virtual=pool.name,
+                    real=str(rs.slot.dest),
+                    weight=self._weight_for(rs, pool),
+                    was=before.phase.value,
+                    reason=f"in maintenance ({name} in maintenancedir)",
+                )
+        for sid in self._maintenance.keys() - now.keys():
+            if sid in self.reals:
+                log.info(
+                    "%s: out of maintenance; it comes back after %d good checks",
+                    sid,
+                    self.reals[sid].slot.rise,
+                )
+        self._maintenance = now
+
     # -- results ------------------------------------------------------------------------------
 
     def _on_result(self, job: Job, result: Result, lag: float) -> None:
@@ -408,6 +461,8 @@ class Director:
         rs.checks += 1
         rs.last = result
         rs.last_time = time.time()
+        if job.id in self._maintenance:
+            return  # forced down while its file is in maintenancedir; results count again after
         slot = rs.slot
         pool = self.layout.pools[slot.pool]
         if result.state is State.DOWN:
@@ -664,6 +719,7 @@ class Director:
                         "reason": None if last is None else last.reason,
                         "checks": rs.checks,
                         "fixed": None if rs.slot.plan.fixed is None else rs.slot.plan.fixed.value,
+                        "maintenance": self._maintenance.get(sid),
                     }
                 )
             pstate = self.pools[pool.key]
