@@ -357,3 +357,37 @@ def test_external_check_arguments_and_deadline(tmp_path: Path) -> None:
     assert slow.reason.startswith("timed out after 0.5 s")
     assert 0.4 < slow.latency < 1.5
     assert v6.state is lvscheck.State.DOWN
+
+
+def test_adapter_finds_ipv6_and_fwmark_virtuals() -> None:
+    """ldirectord passes IPv6 addresses in brackets, and the mark and 0 for fwmark services."""
+    from lvscheck.adapters.ldirectord import spec_for
+    from lvscheck.config import parse_text
+
+    config = parse_text(
+        "checktimeout=4\n"
+        "virtual6=[2001:db8:0::1]:80\n\treal6=[2001:db8::2]:8080 masq 3\n\tservice=http\n"
+        '\trequest="/v6"\n'
+        "virtual=7\n\treal=10.0.0.2 gate 2\n\tservice=http\n\tchecktype=external\n"
+        "\tcheckcommand=/usr/bin/lvscheck-ldirectord\n",
+        "x.cf",
+    )
+    spec, label = spec_for(config, ["[2001:db8::1]", "80", "[2001:db8::2]", "8080"])
+    assert spec is not None
+    assert (spec.check, spec.target.host, spec.target.port, spec.target.weight) == (
+        "http",
+        "2001:db8::2",
+        8080,
+        3,
+    )
+    assert dict(spec.options) == {"checktimeout": "3.6", "negotiatetimeout": "3.6", "request": "/v6"}
+    assert label == "[2001:db8::1]:80 real [2001:db8::2]:8080"
+    spec, label = spec_for(config, ["7", "0", "10.0.0.2", "0"])
+    assert spec is not None
+    assert (spec.check, spec.target.host, spec.target.port) == ("http", "10.0.0.2", None)
+    assert spec.options["checkport"] == "80"  # service http's port: the real has none
+    assert label == "fwmark 7 real 10.0.0.2:0"
+    # a real that is not (or no longer) in the config gets the virtual's check
+    spec, _ = spec_for(config, ["7", "0", "10.0.0.9", "0"])
+    assert spec is not None
+    assert spec.target.host == "10.0.0.9"

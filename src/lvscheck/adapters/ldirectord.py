@@ -25,7 +25,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from lvscheck.config.model import Config, RealServer, VirtualService, check_spec
+from lvscheck.config.model import Config, Problem, RealServer, VirtualService, check_spec
 from lvscheck.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -53,6 +53,11 @@ def _norm_ip(text: str) -> str:
         return text
 
 
+def _virtual(config: Config, args: list[str]) -> VirtualService | None:
+    vip = args[0]
+    return config.find_virtual(vip if vip.isdigit() else _norm_ip(vip), args[1])
+
+
 def find_real(virtual: VirtualService, rip: str, rport: str) -> RealServer:
     """The real of ``virtual`` at ``RIP RPORT``; one with the virtual's defaults if it is not listed."""
     host = _norm_ip(rip)
@@ -69,7 +74,7 @@ def spec_for(config: Config, args: list[str], elapsed: float = 0.0) -> tuple[Che
     Raises :class:`ConfigError` when the virtual is not in the config.
     """
     vip, vport, rip, rport = args
-    virtual = config.find_virtual(_norm_ip(vip) if not vip.isdigit() else vip, vport)
+    virtual = _virtual(config, args)
     if virtual is None:
         raise ConfigError(f"{config.source}: no virtual service {vip}:{vport} in it")
     real = find_real(virtual, rip, rport)
@@ -91,10 +96,10 @@ def _prepare(config: Config, args: list[str], spec: CheckSpec) -> Check:
     from lvscheck.config.prepare import prepare_spec
     from lvscheck.plugins import default_host
 
-    virtual = config.find_virtual(args[0] if args[0].isdigit() else _norm_ip(args[0]), args[1])
+    virtual = _virtual(config, args)
     assert virtual is not None
-    errors: list[object] = []
-    check = prepare_spec(default_host(), virtual, spec, config.source, errors, [])  # type: ignore[arg-type]
+    errors: list[Problem] = []
+    check = prepare_spec(default_host(), virtual, spec, config.source, errors, [])
     if check is None:
         raise ConfigError(str(errors[0]) if errors else "the check cannot be prepared")
     return check
@@ -135,7 +140,7 @@ def check_once(config_path: str, args: list[str], started: float) -> tuple[int, 
         return 1, str(exc)
     from lvscheck.engine import Engine
 
-    virtual = config.find_virtual(args[0] if args[0].isdigit() else _norm_ip(args[0]), args[1])
+    virtual = _virtual(config, args)
     assert virtual is not None
     inner = float(spec.options["checktimeout"])
     code, reason = asyncio.run(_run(Engine(), check, _outer(virtual.checktimeout, inner)))
@@ -195,7 +200,7 @@ class _Server:
         check, label = cached
         if check is None:
             return "0"
-        virtual = config.find_virtual(args[0] if args[0].isdigit() else _norm_ip(args[0]), args[1])
+        virtual = _virtual(config, args)
         assert virtual is not None
         remaining = budget(virtual.checktimeout) - (time.time() - started)
         code, reason = await _run(self.engine, check, _outer(virtual.checktimeout, remaining))

@@ -379,14 +379,20 @@ class Config:
         return sum(len(v.reals) for v in self.virtuals)
 
     def find_virtual(self, vip: str, vport: str) -> VirtualService | None:
-        """The virtual for an external checkcommand's ``VIP VPORT`` arguments (fwmark: mark, 0)."""
+        """The virtual for an external checkcommand's ``VIP VPORT`` arguments.
+
+        ``vip`` is an address (IPv6 with or without brackets, in the compressed form
+        ldirectord passes) or, for fwmark services, the mark (``vport`` is then 0).
+        """
         vip = vip.strip()
-        bracketed = vip.startswith("[") and vip.endswith("]")
-        for virtual in self.virtuals:
-            if virtual.fwmark is not None:
-                if vip == str(virtual.fwmark):
+        if vip.isdigit():
+            for virtual in self.virtuals:
+                if virtual.fwmark is not None and str(virtual.fwmark) == vip:
                     return virtual
-            elif virtual.vip_arg == vip and str(virtual.port) == vport and virtual.ipv6 == bracketed:
+            return None
+        host = vip[1:-1] if vip.startswith("[") and vip.endswith("]") else vip
+        for virtual in self.virtuals:
+            if virtual.fwmark is None and virtual.address == host and str(virtual.port) == vport:
                 return virtual
         return None
 
