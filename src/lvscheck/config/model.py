@@ -514,8 +514,10 @@ def check_spec(virtual: VirtualService, real: RealServer, *, connect: bool = Fal
             del options["receive"]
     if "request" in options:
         _normalise_request(options, virtual.service)
-    if virtual.service in ("dns", "sip"):
-        options["protocol"] = virtual.protocol  # ldirectord speaks the virtual's protocol for these
+    if virtual.service == "dns":  # ldirectord: TCP for a tcp virtual, else UDP
+        options["protocol"] = "tcp" if virtual.protocol == "tcp" else "udp"
+    elif virtual.service == "sip":  # ldirectord: the virtual's protocol, TCP for fwmark services
+        options["protocol"] = "udp" if virtual.protocol == "udp" else "tcp"
     options |= dict(ls.options)
     return CheckSpec(check, target, MappingProxyType(options))
 
