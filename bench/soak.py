@@ -1,0 +1,123 @@
+"""Soak: 100,000 checks in one process; file descriptors and RSS must not grow.
+
+Each batch of 10,000 checks, run through one ``Engine`` with prepared checks reused:
+8,500 ``http`` against local nginx (request=/test.html receive='Still alive'),
+500 ``https`` against it (verified with the test CA), 500 to a closed port
+("connection refused") and 500 to a server that accepts and stalls (timed out
+at a 0.1 s deadline; tests/peers/faults.py).  After each batch the open fds and
+the RSS are sampled; the table is printed and the run fails (exit 1) if the fd
+count moved or the RSS grew by more than 2 MiB from the second sample to the
+last (the first two batches warm up: imports, the TLS context, allocator arenas).
+
+    .venv/bin/python bench/soak.py [--batches 10] [--batch 10000] [--concurrency 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.peers import free_port
+from tests.peers.faults import serve
+from tests.peers.nginx import start_nginx
+
+from lvscheck import CheckSpec, Engine, Target
+
+
+async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accept, read, never answer; return when the client goes (so this server's fds are not counted)."""
+    while await reader.read(65536):
+        pass
+
+
+def fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=10_000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    args = ap.parse_args()
+    n = args.batch
+    mix = {"http": n * 85 // 100, "https": n * 5 // 100, "refused": n * 5 // 100}
+    mix["timeout"] = n - sum(mix.values())
+
+    with (
+        tempfile.TemporaryDirectory(prefix="lvscheck-soak-") as tmp,
+        start_nginx(Path(tmp) / "nginx") as ng,
+        serve(stall) as stall_port,
+    ):
+        seed = {"request": "/test.html", "receive": "Still alive"}
+        tls = {**seed, "cafile": str(ng.cafile)}
+        short = {**seed, "negotiatetimeout": "0.1"}
+        specs = {
+            "http": CheckSpec("http", Target("127.0.0.1", ng.http_port), seed),
+            "https": CheckSpec(
+                "https", Target("127.0.0.1", ng.https_port), {**seed, "cafile": str(ng.cafile)}
+            ),
+            "refused": CheckSpec("connect", Target("127.0.0.1", free_port())),
+            "timeout": CheckSpec(
+                "http", Target("127.0.0.1", stall_port), {**seed, "negotiatetimeout": "0.1"}
+            ),
+        }
+        expect = {"http": "up", "https": "up", "refused": "down", "timeout": "down"}
+
+        async def soak() -> list[tuple[int, int, int, float, Counter[str]]]:
+            engine = Engine(max_in_flight=args.concurrency, per_host=args.concurrency)
+            prepared = {k: engine.prepare(s) for k, s in specs.items()}
+            batch = [prepared[k] for k, count in mix.items() for _ in range(count)]
+            kinds = [k for k, count in mix.items() for _ in range(count)]
+            rows = []
+            done = 0
+            for _ in range(args.batches):
+                t0 = time.perf_counter()
+                results = await engine.run_many(batch)
+                elapsed = time.perf_counter() - t0
+                wrong: Counter[str] = Counter(
+                    f"{k}: {r.reason}"
+                    for k, r in zip(kinds, results, strict=True)
+                    if r.state.value != expect[k]
+                )
+                done += len(results)
+                del results
+                gc.collect()
+                rows.append((done, fds(), rss_kib(), elapsed, wrong))
+            return rows
+
+        print(
+            f"soak: {args.batches} x {n} checks ({', '.join(f'{v} {k}' for k, v in mix.items())}), "
+            f"concurrency {args.concurrency}, load {os.getloadavg()[0]:.2f}"
+        )
+        print(f"before: fds {fds()}, RSS {rss_kib()} KiB")
+        rows = asyncio.run(soak())
+        print(f"{'checks':>8} {'fds':>5} {'RSS KiB':>8} {'s/batch':>8}  unexpected results")
+        for done, nfd, rss, elapsed, wrong in rows:
+            print(f"{done:8d} {nfd:5d} {rss:8d} {elapsed:8.2f}  {dict(wrong) or '-'}")
+        first, last = rows[min(1, len(rows) - 1)], rows[-1]
+        fd_growth, rss_growth = last[1] - first[1], last[2] - first[2]
+        print(f"growth from check {first[0]} to check {last[0]}: fds {fd_growth:+d}, RSS {rss_growth:+d} KiB")
+        print(f"load after: {os.getloadavg()[0]:.2f}")
+        bad = any(row[4] for row in rows)
+        return 1 if fd_growth != 0 or rss_growth > 2048 or bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
