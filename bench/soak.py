@@ -70,13 +70,9 @@ def main() -> int:
         short = {**seed, "negotiatetimeout": "0.1"}
         specs = {
             "http": CheckSpec("http", Target("127.0.0.1", ng.http_port), seed),
-            "https": CheckSpec(
-                "https", Target("127.0.0.1", ng.https_port), {**seed, "cafile": str(ng.cafile)}
-            ),
+            "https": CheckSpec("https", Target("127.0.0.1", ng.https_port), tls),
             "refused": CheckSpec("connect", Target("127.0.0.1", free_port())),
-            "timeout": CheckSpec(
-                "http", Target("127.0.0.1", stall_port), {**seed, "negotiatetimeout": "0.1"}
-            ),
+            "timeout": CheckSpec("http", Target("127.0.0.1", stall_port), short),
         }
         expect = {"http": "up", "https": "up", "refused": "down", "timeout": "down"}
 
