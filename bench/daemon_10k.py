@@ -64,6 +64,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def runqueue_wait_s(pid: int) -> float:
+    """Seconds the daemon's threads were runnable but waiting for a CPU (other load on the core)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     info = dict(
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
@@ -145,10 +153,12 @@ http {{
         time.sleep(args.warmup)
         s0 = query(str(sock))
         c0 = cpu_seconds(daemon.pid)
+        w0 = runqueue_wait_s(daemon.pid)
         t0 = time.monotonic()
         time.sleep(args.seconds)
         s1 = query(str(sock))
         c1 = cpu_seconds(daemon.pid)
+        w1 = runqueue_wait_s(daemon.pid)
         t1 = time.monotonic()
         rss, hwm = rss_mb(daemon.pid)
         ng_cpu = sum(
@@ -176,6 +186,7 @@ http {{
             "checks_per_s": round(checks / (t1 - t0), 1),
             "expected_checks_per_s": round(args.reals / args.interval, 1),
             "cpu_percent_of_one_core": round(100 * (c1 - c0) / (t1 - t0), 1),
+            "runnable_but_waiting_for_cpu_percent": round(100 * (w1 - w0) / (t1 - t0), 1),
             "cpu_ms_per_check": round(1000 * (c1 - c0) / max(1, checks), 3),
             "start_lag_p50_ms": round(s1["start_lag"]["p50"] * 1000, 2),
             "start_lag_p99_ms": round(s1["start_lag"]["p99"] * 1000, 2),

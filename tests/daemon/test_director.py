@@ -230,6 +230,26 @@ def test_pool_guard_holds_director_side_failures(reals: list[RealNginx]) -> None
         assert director.pools["tcp:10.9.0.1:80"].guarded
         assert director.counters.held > 0
 
+        # the loop far behind: a majority of late failures guards the pool ...
+        timeout = "timed out after 1 s waiting for the status line"
+        rss = list(director.reals.values())
+        for rs in rss:
+            director._on_result(rs.job, Result("http", Target("127.0.0.1", 1), State.UP, 2, "ok", 0.001), 0.0)
+        for _ in range(3):
+            for rs in rss:
+                res = Result("http", Target("127.0.0.1", 1), State.DOWN, 0, timeout, 1.0)
+                director._on_result(rs.job, res, 5.0)
+        await asyncio.sleep(0.1)
+        assert all(weight(ipvs, VIP, p) == 2 for p in ports)
+        # ... but one late failure in a healthy pool still counts
+        for rs in rss:
+            director._on_result(rs.job, Result("http", Target("127.0.0.1", 1), State.UP, 2, "ok", 0.001), 0.0)
+        assert not director.pools["tcp:10.9.0.1:80"].guarded
+        for _ in range(2):
+            res = Result("http", Target("127.0.0.1", 1), State.DOWN, 0, timeout, 1.0)
+            director._on_result(rss[0].job, res, 5.0)
+        await until(lambda: weight(ipvs, VIP, ports[0]) == 0, 2, "late failures of one real count")
+
     run_with(director, body)
 
 

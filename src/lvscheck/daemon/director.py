@@ -14,10 +14,10 @@ backend and its view of the kernel table.
   derived weight marks the pool dirty; dirty pools are diffed against the
   kernel view and written in one batch a few milliseconds later.
 * **Pool guard**: failures for a reason on the director's side (the engine's
-  ``fault="director"``: EMFILE, ENOBUFS, ...; a check that started far behind
-  schedule) never count.  When most reals of a pool fail that way, or with
-  "network is unreachable", the whole pool is guarded: no real in it is taken
-  out, and the daemon says so loudly.
+  ``fault="director"``: EMFILE, ENOBUFS, ...) never count.  When most reals of a
+  pool fail that way, or with "network is unreachable", or in checks that started
+  far behind schedule, the whole pool is guarded: no real in it is taken out,
+  and the daemon says so loudly.
 * **Reconcile**: every ``reconcile`` seconds the kernel table is read again and
   whatever differs from what the daemon wants (a real or virtual deleted by hand
   with ipvsadm, a weight changed) is restored.
@@ -466,10 +466,10 @@ class Director:
         slot = rs.slot
         pool = self.layout.pools[slot.pool]
         if result.state is State.DOWN:
-            if result.details.get("fault") == "director" or lag > self.options.behind:
-                kind = "director"
-            elif result.reason.startswith(_SUSPECT_REASONS):
-                kind = "suspect"
+            if result.details.get("fault") == "director":
+                kind = "director"  # never about the real: not counted
+            elif lag > self.options.behind or result.reason.startswith(_SUSPECT_REASONS):
+                kind = "suspect"  # counted, unless most of the pool fails this way (guard)
             else:
                 kind = "fail"
         else:
