@@ -17,6 +17,7 @@ and ``docs/checks/http.md``.  Nothing here parses HTTP by hand.
 
 from __future__ import annotations
 
+import functools
 import re
 import ssl
 from typing import Any
@@ -218,9 +219,7 @@ class HttpCheck(Check):
         )
         writer.write(self.request)
         probe.phase = "waiting for the response headers"
-        want_body = self.receive is not None or (
-            self.weightfrom is not None and self.weightfrom[0] == "group"
-        )
+        want_body = self._want_body
         response = _Response(self.maxbody if want_body else 0)
         parser = httptools.HttpResponseParser(response)
         response.parser = parser
@@ -238,7 +237,7 @@ class HttpCheck(Check):
                 )
         status = response.status
         status_text = f"HTTP {status} {response.reason.decode('latin-1')}".rstrip()
-        if not any(low <= status <= high for low, high in self.statuses):
+        if status not in self._accepted:
             extra = ""
             if 300 <= status < 400:
                 location = response.header(b"location")
@@ -272,7 +271,17 @@ class HttpCheck(Check):
             return Outcome.up(", ".join(reasons), status=status)
         return self._weight_outcome(response, match, reasons, status)
 
-    @property
+    # Derived once per prepared check, on first use (subclasses such as http_proxy set the
+    # options in their own setup): the hot path then does set lookups, not formatting.
+    @functools.cached_property
+    def _want_body(self) -> bool:
+        return self.receive is not None or (self.weightfrom is not None and self.weightfrom[0] == "group")
+
+    @functools.cached_property
+    def _accepted(self) -> frozenset[int]:
+        return frozenset(code for low, high in self.statuses for code in range(low, high + 1))
+
+    @functools.cached_property
     def _found(self) -> str:
         assert self.receive is not None
         return f"{self.receive.pattern.decode('utf-8', 'replace')!r} found"
