@@ -241,6 +241,11 @@ class LdapCheck(Check):
             )
         except ldap_errors.LDAPException as exc:
             raise _transport_failure(exc, job) from None
+        except (IndexError, KeyError, ValueError, TypeError, UnicodeError) as exc:
+            # ldap3's BER decoder trips over bytes that are not LDAP
+            if job.tls_error is not None:
+                raise job.tls_error from None
+            raise CheckFailed(f"LDAP protocol error {job.probe.phase}: {type(exc).__name__}: {exc}") from None
         result = conn.result or {}
         entries = [r for r in conn.response or () if r.get("type") == "searchResEntry"]
         base_shown = repr(self.base) if self.base else "the root DSE"

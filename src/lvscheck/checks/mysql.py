@@ -16,6 +16,7 @@ docs/checks/mysql.md has the options, the exact statements and the weight rules.
 from __future__ import annotations
 
 import re
+import struct
 from typing import TYPE_CHECKING, Any
 
 from lvscheck.checks._db import (
@@ -54,6 +55,8 @@ _CR_CONN_HOST_ERROR = 2003
 _CR_SERVER_LOST = 2013
 _AUTH_ERRORS = frozenset({1045, 1698, 1251})  # access denied, access denied (plugin), auth method
 _ER_PARSE_ERROR = 1064
+#: What PyMySQL's packet parsing raises on bytes that are not MySQL protocol.
+_GARBAGE = (struct.error, IndexError, KeyError, ValueError, UnicodeError)
 _NOT_A_REPLICA = "not a replica (replica status is empty): no replication lag"
 
 
@@ -148,6 +151,8 @@ class MysqlCheck(Check):
                 )
             except aiomysql.MySQLError as exc:
                 raise self._failure(exc, probe, login=True) from None
+            except _GARBAGE as exc:  # the peer does not speak MySQL: the driver trips over its bytes
+                raise CheckFailed(f"no MySQL handshake {probe.phase}: {type(exc).__name__}: {exc}") from None
             notes = [f"logged in as {self.login}"]
             try:
                 if self.role != "any":
@@ -172,6 +177,10 @@ class MysqlCheck(Check):
                     outcome = Outcome.up("; ".join(notes))
             except aiomysql.MySQLError as exc:
                 raise self._failure(exc, probe, login=False) from None
+            except _GARBAGE as exc:
+                raise CheckFailed(
+                    f"MySQL protocol error {probe.phase}: {type(exc).__name__}: {exc}"
+                ) from None
             probe.phase = "closing"
             await conn.ensure_closed()  # COM_QUIT, then close
             return outcome

@@ -134,6 +134,9 @@ class PgsqlCheck(Check):
     async def probe(self, probe: Probe) -> Outcome:
         import asyncpg
 
+        from lvscheck.checks import _pgguard
+
+        _pgguard.install()  # asyncpg spins forever on some malformed frames: check them first
         probe.phase = f"connecting to {probe.host}:{probe.port} and logging in"
         conn: Any = None
         try:
@@ -151,9 +154,19 @@ class PgsqlCheck(Check):
                     server_settings={"application_name": "lvscheck"},
                 )
             except asyncpg.PostgresError as exc:
+                if getattr(exc, "sqlstate", None) == "08003":  # the connection went away in the handshake
+                    raise CheckFailed(
+                        f"no PostgreSQL handshake {probe.phase}: the connection was closed "
+                        "(not a PostgreSQL server, or it dropped the connection)"
+                    ) from None
                 raise _failure(exc, login=True) from None
             except asyncpg.InterfaceError as exc:
                 raise CheckFailed(f"PostgreSQL client error {probe.phase}: {exc}") from None
+            except ConnectionError as exc:
+                if type(exc) is not ConnectionError:
+                    raise  # refused, reset, ...: the runner words them
+                # asyncpg's own: "rejected SSL upgrade", "unexpected connection_lost() call"
+                raise CheckFailed(f"no PostgreSQL handshake {probe.phase}: {exc}") from None
             notes = [f"logged in as {self.login} to {self.database}"]
             try:
                 lag: float | None = 0.0
@@ -182,6 +195,8 @@ class PgsqlCheck(Check):
                     notes.append(await self._run_request(conn))
             except asyncpg.PostgresError as exc:
                 raise _failure(exc, login=False) from None
+            except asyncpg.InterfaceError as exc:  # e.g. the connection dropped mid-query
+                raise CheckFailed(f"PostgreSQL connection failed {probe.phase}: {exc}") from None
             if self.weightmode == "lag" and not standby:
                 outcome = Outcome.up("; ".join([*notes, "not a standby: no replay lag"]), lag=0.0)
             elif self.weightmode == "lag":
