@@ -86,6 +86,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--check", choices=("http", "connect"), default="http")
     ap.add_argument("--warmup", type=float, default=10.0)
+    ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     ap.add_argument("--nginx-workers", type=int, default=1)
     ap.add_argument("--nginx-cpus", default="1", help="taskset list for nginx ('' = no pinning)")
     args = ap.parse_args()
@@ -140,6 +141,8 @@ http {{
             "1024",
             "--log-level",
             "warning",
+            "--loop",
+            args.loop,
         ],
         stderr=open(d / "daemon.log", "wb"),  # noqa: SIM115
     )
@@ -180,6 +183,7 @@ http {{
         out = {
             "reals": args.reals,
             "check": args.check,
+            "loop": args.loop,
             "interval_s": args.interval,
             "measured_s": round(t1 - t0, 1),
             "startup_to_socket_s": round(ready, 2),

@@ -188,6 +188,8 @@ def test_alert_mail_goes_to_a_real_smtp_server(tmp_path: Path) -> None:
             "none",
             "--control",
             str(tmp_path / "c.sock"),
+            "--loop",
+            "uvloop",  # the optional faster event loop, exercised here
             "--smtp",
             f"127.0.0.1:{port}",
         ],

@@ -31,6 +31,7 @@ backend and its view of the kernel table.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
 import logging
 import os
@@ -454,10 +455,9 @@ class Director:
         c = self.counters
         c.checks[result.state.value] = c.checks.get(result.state.value, 0) + 1
         c.latency_sum += result.latency
-        for i, bound in enumerate(LATENCY_BOUNDS):
-            if result.latency <= bound:
-                c.latency_buckets[i] += 1
-                break
+        i = bisect.bisect_left(LATENCY_BOUNDS, result.latency)
+        if i < len(LATENCY_BOUNDS):
+            c.latency_buckets[i] += 1
         rs.checks += 1
         rs.last = result
         rs.last_time = time.time()
@@ -522,6 +522,8 @@ class Director:
         n = len(pool.slots)
         bad = pstate.bad
         guarded = n >= 2 and bad * 2 > n
+        if not guarded and not pstate.guarded:
+            return
         now = time.monotonic()
         if guarded and (not pstate.guarded or now - pstate.guard_logged > 60):
             pstate.guard_logged = now
