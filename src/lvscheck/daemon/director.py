@@ -279,7 +279,13 @@ class Director:
         self.sd_notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
         self.events.daemon_state = "reloading"
         try:
-            config, layout, checks = _load(self.config_path, self.engine, self.loader)
+            try:
+                config, layout, checks = _load(self.config_path, self.engine, self.loader)
+            except ConfigError:
+                raise
+            except Exception as exc:  # a bug or an I/O error must not kill the running daemon
+                log.exception("reload (%s): reading %s failed", why, self.config_path)
+                raise ConfigError(f"{self.config_path}: {type(exc).__name__}: {exc}") from exc
         except ConfigError as exc:
             self.counters.reload_failures += 1
             for problem in exc.problems:
