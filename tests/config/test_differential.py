@@ -99,8 +99,10 @@ def configs(draw: st.DrawFn) -> str:
             if six and key == "real":
                 key, value = "real6", draw(st.sampled_from(["[::1]:80 gate", "[::2]:80 masq 3"]))
             lines.append(f"{indent}{key}={value}")
-            if draw(st.integers(0, 9)) == 0:
-                lines.append(draw(st.sampled_from(["", "# c", "\t# c"])))
+            if draw(st.integers(0, 9)) == 0:  # comments, blank and whitespace-only lines
+                lines.append(draw(st.sampled_from(["", "# c", "\t# c", "    ", "     ", "\t ", " "])))
+            if draw(st.integers(0, 14)) == 0:  # trailing blanks, a CR, an inline comment
+                lines[-1] += draw(st.sampled_from(["  ", "\r", " # note", "#"]))
         if draw(st.booleans()):
             lines.append("")
     return "\n".join(lines) + "\n"

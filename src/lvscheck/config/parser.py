@@ -298,6 +298,9 @@ class _Reader:
                 "remove the blank line inside the block, or write global directives at column 0",
             )
             return
+        if in_block and key in ("virtual", "virtual6"):
+            self.r.error(d.line, key, "a virtual service starts in column 0 (not indented)")
+            return
         if in_block and key in _GLOBAL_ONLY:
             self.r.error(d.line, key, "a global directive: write it at column 0, outside the virtual blocks")
             return
