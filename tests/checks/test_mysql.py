@@ -374,3 +374,20 @@ def test_from_an_ldirectord_config(primary: MariaDB, replica: MariaDB, tmp_path:
         ("mysql", "up", 100),
         ("mysql", "up", 50),
     ]
+
+
+def test_tls_modes(primary: MariaDB, replica: MariaDB) -> None:
+    assert primary.cafile is not None
+    r = check(primary.port, sslmode="verify-full", cafile=primary.cafile, **LOGIN)
+    assert r.state is State.UP, r.reason
+    assert r.reason == f"logged in as {USER} over TLS"
+    r = check(primary.port, sslmode="verify-full", **LOGIN)  # the test CA is not in the system store
+    assert r.state is State.DOWN
+    assert r.reason.startswith("TLS certificate not accepted: "), r.reason
+    r = check(primary.port, sslmode="require", request="SELECT 1", **LOGIN)
+    assert r.state is State.UP, r.reason
+    r = check(replica.port, sslmode="require", **LOGIN)  # started without a certificate
+    assert r.state is State.DOWN
+    assert r.reason == "sslmode=require: the server does not offer TLS"
+    with pytest.raises(OptionError, match="cafile= is used with sslmode=verify-full only"):
+        check(primary.port, cafile=primary.cafile, **LOGIN)

@@ -68,6 +68,7 @@ class MariaDB:
     server: Server
     port: int
     workdir: Path
+    cafile: Path | None = None  # the test CA, when the server speaks TLS
 
     def connect(self, **kw: Any) -> Any:
         import pymysql
@@ -102,11 +103,31 @@ def sql(db: MariaDB, statement: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def _tls_options(workdir: Path) -> list[str]:
+    """A server certificate for 127.0.0.1/localhost from a trustme CA (``workdir/ca.pem``)."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca.cert_pem.write_to_path(str(workdir / "ca.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(workdir / "server.crt"))
+    cert.private_key_pem.write_to_path(str(workdir / "server.key"))
+    return [
+        f"--ssl-ca={workdir / 'ca.pem'}",
+        f"--ssl-cert={workdir / 'server.crt'}",
+        f"--ssl-key={workdir / 'server.key'}",
+    ]
+
+
 @contextlib.contextmanager
-def _mariadbd(name: str, extra: list[str], *, root_password: bool = False) -> Iterator[MariaDB]:
+def _mariadbd(
+    name: str, extra: list[str], *, root_password: bool = False, tls: bool = False
+) -> Iterator[MariaDB]:
     template = _template_dir()
     workdir = Path(tempfile.mkdtemp(prefix=f"lvscheck-mariadb-{name}-"))
     shutil.copytree(template, workdir / "data")
+    if tls:
+        extra = [*extra, *_tls_options(workdir)]
     port = free_port()
     argv = [
         shutil.which("mariadbd") or "/usr/sbin/mariadbd",
@@ -123,7 +144,7 @@ def _mariadbd(name: str, extra: list[str], *, root_password: bool = False) -> It
     ]
     try:
         with running(argv, port, workdir) as server:
-            db = MariaDB(server, port, workdir)
+            db = MariaDB(server, port, workdir, workdir / "ca.pem" if tls else None)
             if root_password:
                 import pymysql
 
@@ -163,10 +184,13 @@ def single_server() -> Iterator[MariaDB]:
 
 @contextlib.contextmanager
 def primary_and_replica() -> Iterator[tuple[MariaDB, MariaDB]]:
-    """A primary (server-id 1, binlog) and a GTID replica of it; users and app.t on both."""
+    """A primary (server-id 1, binlog, TLS from a test CA) and its GTID replica; users and app.t on both."""
     with (
         _mariadbd(
-            "primary", ["--server-id=1", "--log-bin=binlog", "--binlog-format=MIXED"], root_password=True
+            "primary",
+            ["--server-id=1", "--log-bin=binlog", "--binlog-format=MIXED"],
+            root_password=True,
+            tls=True,
         ) as primary,
         _mariadbd(
             "replica", ["--server-id=2", "--skip-log-bin", "--read-only=1"], root_password=True

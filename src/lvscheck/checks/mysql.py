@@ -16,6 +16,7 @@ docs/checks/mysql.md has the options, the exact statements and the weight rules.
 from __future__ import annotations
 
 import re
+import ssl
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from lvscheck.checks._db import (
     read_password,
     values_match,
 )
+from lvscheck.checks.tls import client_context
 from lvscheck.checktype import Check
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.hookspecs import hookimpl
@@ -67,6 +69,13 @@ def _parse_weightmode(text: str) -> str:
     return value
 
 
+def _parse_sslmode(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("disable", "require", "verify-full"):
+        raise ValueError("expected disable, require or verify-full")
+    return value
+
+
 def _parse_donor(text: str) -> str:
     value = text.strip().lower()
     if value not in ("down", "up", "degraded"):
@@ -100,6 +109,13 @@ class MysqlCheck(Check):
         ),
         *LAG_OPTIONS,
         Option(
+            "sslmode",
+            "disable, require (TLS, unverified) or verify-full (TLS, CA and name checked)",
+            "disable",
+            _parse_sslmode,
+        ),
+        Option("cafile", "sslmode=verify-full: PEM file of CAs to trust instead of the system store"),
+        Option(
             "donor",
             "weightmode=galera: verdict for a Donor/Desynced node: down, up or degraded (weight 1)",
             "down",
@@ -127,6 +143,15 @@ class MysqlCheck(Check):
         self.lag_rule = LagRule.from_opts(self.name, opts)
         self.donor: str = opts["donor"]
         self._lag_statement = "SHOW REPLICA STATUS"
+        self.sslmode: str = opts["sslmode"]
+        self.ssl_context: ssl.SSLContext | None = None
+        if self.sslmode != "verify-full" and opts["cafile"]:
+            raise OptionError("cafile= is used with sslmode=verify-full only")
+        if self.sslmode != "disable":
+            try:
+                self.ssl_context = client_context(self.sslmode == "verify-full", opts["cafile"])
+            except (OSError, ssl.SSLError) as exc:
+                raise OptionError(f"cafile={opts['cafile']!r} cannot be loaded: {exc}") from None
 
     def describe(self) -> str:
         return f"{self.name} {self.login}@{self.spec.target.host}:{self.port}"
@@ -148,12 +173,16 @@ class MysqlCheck(Check):
                     connect_timeout=min(probe.connect_timeout, probe.remaining()),
                     autocommit=True,  # the server's default: no SET AUTOCOMMIT round trip
                     program_name="lvscheck",
+                    ssl=self.ssl_context,
                 )
             except aiomysql.MySQLError as exc:
                 raise self._failure(exc, probe, login=True) from None
             except _GARBAGE as exc:  # the peer does not speak MySQL: the driver trips over its bytes
                 raise CheckFailed(f"no MySQL handshake {probe.phase}: {type(exc).__name__}: {exc}") from None
-            notes = [f"logged in as {self.login}"]
+            if self.ssl_context is not None and not getattr(conn, "_secure", False):
+                # aiomysql goes on in plain text when the server does not offer TLS
+                raise CheckFailed(f"sslmode={self.sslmode}: the server does not offer TLS")
+            notes = [f"logged in as {self.login}" + (" over TLS" if self.ssl_context is not None else "")]
             try:
                 if self.role != "any":
                     probe.phase = "waiting for the read_only role"
