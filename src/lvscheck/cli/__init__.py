@@ -45,7 +45,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``only="run"``, just the ``run`` subcommand.
+
+    ``lvscheck run`` is started once per check by ldirectord, so it does not pay
+    for building (and importing) every other subcommand's parser.
+    """
     parser = _Parser(prog="lvscheck", description="Health checks for LVS/IPVS real servers.")
     parser.add_argument("--version", action="version", version=f"lvscheck {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log probes to stderr")
@@ -74,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="nagios (default): 0 up 1 degraded 2 down 3 unknown; "
         "misc-dynamic: keepalived MISC_CHECK misc_dynamic (0 up, 1 down, 2+N weight N)",
     )
+    if only == "run":
+        return parser
 
     checks = sub.add_parser("checks", help="list the installed check types and their options")
     checks.add_argument("name", nargs="?", help="show only this check type")
@@ -107,8 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(only="run" if command == "run" else None)
+    args = parser.parse_args(words)
     if args.verbose:
         import logging
 
