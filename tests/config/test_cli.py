@@ -391,3 +391,47 @@ def test_adapter_finds_ipv6_and_fwmark_virtuals() -> None:
     spec, _ = spec_for(config, ["7", "0", "10.0.0.9", "0"])
     assert spec is not None
     assert spec.target.host == "10.0.0.9"
+
+
+def _servers(rundir: Path) -> list[int]:
+    pattern = f"adapters.ldirectord --serve {rundir}"
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_check_server_one_at_a_time_reload_and_idle_exit(nginx: Nginx, tmp_path: Path) -> None:
+    """Concurrent first calls start one server; it sees config edits; it leaves when idle."""
+    cf = tmp_path / "srv.cf"
+    cf.write_text(f'virtual=10.8.8.8:80\n\treal=127.0.0.1:{nginx.http_port} gate\n\trequest="test.html"\n')
+    rundir = tmp_path / "run"
+    rundir.mkdir(mode=0o700)
+    env = _adapter_env(cf, rundir, server=True)
+    env["LVSCHECK_LDIRECTORD_IDLE"] = "3"
+    argv = [str(BIN / "lvscheck-ldirectord"), "10.8.8.8", "80", "127.0.0.1", str(nginx.http_port)]
+    try:
+        procs = [subprocess.Popen(argv, env=env, stderr=subprocess.PIPE) for _ in range(6)]
+        assert [p.wait(30) for p in procs] == [0] * 6
+        for p in procs:
+            assert p.stderr is not None
+            assert p.stderr.read() == b""
+            p.stderr.close()
+        for _ in range(100):
+            if (rundir / "server.sock").exists():
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)  # let any extra server lose the race for the lock
+        assert len(_servers(rundir)) == 1
+        # the server re-reads the file when it changes
+        cf.write_text(f'virtual=10.8.8.8:80\n\treal=127.0.0.1:{nginx.http_port} gate\n\trequest="down"\n')
+        down = adapter(argv[1:], env)
+        assert down.returncode == 1
+        assert "http down: HTTP 503" in down.stderr
+        # idle for more than LVSCHECK_LDIRECTORD_IDLE: it exits and removes its socket
+        for _ in range(300):
+            if not _servers(rundir):
+                break
+            time.sleep(0.05)
+        assert _servers(rundir) == []
+        assert not (rundir / "server.sock").exists()
+    finally:
+        _stop_server(rundir)
