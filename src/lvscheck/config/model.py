@@ -142,7 +142,8 @@ SERVICE_OPTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "simpletcp": ("request", "receive"),
         "mysql": ("login", "passwd", "database", "request", "receive"),
         "pgsql": ("login", "passwd", "database", "request", "receive"),
-        "oracle": ("login", "passwd", "database", "request", "receive"),
+        # ldirectord logs in with DBI; lvscheck's oracle check pings the TNS listener instead
+        "oracle": (),
     }
 )
 

@@ -534,7 +534,7 @@ def _semantic_warnings(v: VirtualService, rv: RawVirtual, report: Report) -> Non
             f"no check at all: service=none ({why}), so every real always counts as up; "
             "set service= or checktype=connect",
         )
-    if runs_service and v.service in ("mysql", "pgsql", "oracle"):
+    if runs_service and v.service in ("mysql", "pgsql"):
         missing = [k for k in ("login", "request") if k not in v.options]
         if missing:
             report.warn(
@@ -562,9 +562,15 @@ def _semantic_warnings(v: VirtualService, rv: RawVirtual, report: Report) -> Non
                 f"not the virtual's {v.port}; give the reals a port or set checkport={v.port}",
             )
     for name, value in v.options.items():
-        if name in SERVICE_OPTIONS.get(v.service, ()) or name in ("passwd", "secret"):
+        if name in SERVICE_OPTIONS.get(v.service, ()):
             continue
-        if runs_service and v.service != "none":
+        if runs_service and v.service == "oracle":
+            report.warn(
+                rv.lines.get(name, line),
+                name,
+                "not used: lvscheck's oracle check pings the TNS listener, it does not log in with SQL",
+            )
+        elif runs_service and v.service != "none":
             report.warn(
                 rv.lines.get(name, line),
                 name,
