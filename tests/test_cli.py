@@ -150,3 +150,54 @@ def test_a_down_real_is_not_a_usage_error() -> None:
     assert p.returncode == 2
     assert p.stdout.startswith("HTTP CRITICAL - ")
     assert p.stderr == ""
+
+
+# -- the argparse-free fast path of `lvscheck run` must read argv exactly as argparse does ----------
+
+FAST_FORMS = [
+    ["run", "http", "10.0.0.2:80"],
+    ["run", "http", "10.0.0.2:80", "request=/test.html", "receive=Still alive"],
+    ["-v", "run", "https", "web1", "cafile=/x.pem"],
+    ["run", "--json", "-w", "10", "http", "10.0.0.2", "weightfrom=header:X-LVS-Weight"],
+    ["run", "http", "10.0.0.2", "request=/", "--json", "--exit-codes", "misc-dynamic", "-w", "5"],
+    ["run", "--weight=7", "--exit-codes=misc-dynamic", "connect", "[::1]:22"],
+    ["run", "http", "10.0.0.2", "=x", "novalue"],
+]
+SLOW_FORMS = [
+    ["run"],
+    ["run", "http"],
+    ["run", "-h"],
+    ["run", "--config", "/etc/ha.d/ldirectord.cf"],
+    ["run", "--js", "http", "10.0.0.2"],  # an abbreviation: argparse's business
+    ["run", "http", "10.0.0.2", "-w", "x"],
+    ["run", "http", "10.0.0.2", "--exit-codes", "icinga"],
+    ["run", "http", "--json", "10.0.0.2"],  # positionals after a flag after positionals
+    ["run", "http", "10.0.0.2", "--", "x=1"],
+    ["checks", "http"],
+]
+
+
+@pytest.mark.parametrize("words", FAST_FORMS, ids=" ".join)
+def test_fast_run_path_reads_argv_like_argparse(words: list[str]) -> None:
+    from lvscheck.cli import _fast_run_args, build_parser
+
+    fast = _fast_run_args(words)
+    assert fast is not None
+    assert vars(fast) == vars(build_parser().parse_args(words))
+
+
+@pytest.mark.parametrize("words", SLOW_FORMS, ids=" ".join)
+def test_fast_run_path_leaves_the_rest_to_argparse(words: list[str]) -> None:
+    from lvscheck.cli import _fast_run_args
+
+    assert _fast_run_args(words) is None
+
+
+def test_plain_run_does_not_import_argparse() -> None:
+    code = (
+        "import sys; from lvscheck.cli import main; "
+        f"rc = main(['run', 'connect', '127.0.0.1:{free_port()}']); "
+        "print('argparse' in sys.modules, rc)"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert p.stdout.strip().endswith("False 2"), p

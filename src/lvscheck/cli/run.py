@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
 from lvscheck.errors import OptionError, UsageError
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["command_run", "parse_options"]
 
@@ -22,7 +25,7 @@ def parse_options(words: list[str]) -> dict[str, str]:
     return options
 
 
-def command_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def command_run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
     if args.config:
         if args.check or args.target:
             raise UsageError("give either --config FILE or CHECK HOST[:PORT], not both")
