@@ -290,3 +290,50 @@ def test_no_fd_leak_across_many_hostile_runs() -> None:
     rounds()
     rounds()
     assert _open_fds() == before
+
+
+# -- unusual but valid replies (no nginx location produces these on demand) -------------------------
+
+
+async def early_hints_then_chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+    writer.write(OK_HEADERS + b"Transfer-Encoding: chunked\r\nX-LVS-Weight: 3\r\n\r\n")
+    for part in (b"Still ", b"al", b"ive weight=4\n"):
+        writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+        await writer.drain()
+        await asyncio.sleep(0.01)
+    writer.write(b"0\r\n\r\n")
+    await writer.drain()
+    await asyncio.sleep(3600)  # keeps the connection open: the end of the chunked body ends the read
+
+
+async def http10_until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.0 200\r\n\r\nStill alive\n")  # no reason phrase, no length: body until close
+    await writer.drain()
+    writer.close()
+
+
+def test_interim_response_and_chunked_body() -> None:
+    result, elapsed = against(
+        early_hints_then_chunked,
+        request="/",
+        receive=r"Still alive weight=(?P<w>\d)",
+        weightfrom="group:w",
+        negotiatetimeout="2",
+    )
+    assert result.state is State.UP, result.reason
+    assert (
+        result.reason
+        == "HTTP 200 OK, 'Still alive weight=(?P<w>\\\\d)' found, weight 1 from group w (asked 4, clamped to 0..1)"
+    )
+    assert elapsed < 1.0
+    result, _ = against(early_hints_then_chunked, request="/", weightfrom="header:X-LVS-Weight")
+    assert result.weight == 1  # asked 3, clamped to the configured 1
+
+
+def test_http10_body_until_close() -> None:
+    result, _ = against(http10_until_close, **SEED)
+    assert result.state is State.UP, result.reason
+    assert result.reason == "HTTP 200, 'Still alive' found"
