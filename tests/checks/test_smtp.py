@@ -241,6 +241,19 @@ def test_hostile_servers(handler: Any, options: dict[str, str], reason: str) -> 
     assert took < 1.5
 
 
+@pytest.mark.parametrize(
+    ("handler", "options", "reason"),
+    [h[1:] for h in HOSTILE if h[0] in ("garbage", "truncated", "endless-line", "endless-reply")],
+    ids=["garbage", "truncated", "endless-line", "endless-reply"],
+)
+def test_hostile_servers_submission(handler: Any, options: dict[str, str], reason: str) -> None:
+    with serve(handler) as port:
+        r, took = timed(port, "submission", negotiatetimeout="1", **options)
+    assert r.check == "submission"
+    assert r.reason == reason
+    assert took < 1.5
+
+
 def test_helo_fallback_when_ehlo_is_refused() -> None:
     with serve(script(b"220 old\r\n", b"502 no EHLO here\r\n", b"250 hello\r\n", b"221 bye\r\n")) as port:
         r = check(port, negotiatetimeout="1")
