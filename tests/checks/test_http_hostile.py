@@ -324,10 +324,7 @@ def test_interim_response_and_chunked_body() -> None:
         negotiatetimeout="2",
     )
     assert result.state is State.UP, result.reason
-    assert (
-        result.reason
-        == "HTTP 200 OK, 'Still alive weight=(?P<w>\\\\d)' found, weight 1 from group w (asked 4, clamped to 0..1)"
-    )
+    assert result.reason.endswith("found, weight 1 from group w (asked 4, clamped to 0..1)")
     assert elapsed < 1.0
     result, _ = against(early_hints_then_chunked, request="/", weightfrom="header:X-LVS-Weight")
     assert result.weight == 1  # asked 3, clamped to the configured 1
