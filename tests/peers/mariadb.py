@@ -240,11 +240,16 @@ def galera_node() -> Iterator[MariaDB]:
         ],
         root_password=True,
     ) as node:
-        end = time.monotonic() + 20
-        while time.monotonic() < end:
-            rows = node.sql("SHOW GLOBAL STATUS LIKE 'wsrep_local_state'")
-            if rows and rows[0][1] == "4":
+        end = time.monotonic() + 30
+        while True:
+            status = dict(
+                node.sql("SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_local_state')")
+            )
+            if status.get("wsrep_ready") == "ON" and status.get("wsrep_local_state") == "4":
                 break
+            if time.monotonic() > end:
+                log = (node.workdir / "err.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the Galera node is not ready after 30 s: {status}; err.log:\n{log}")
             time.sleep(0.1)
         node.sql(f"CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'")
         yield node
