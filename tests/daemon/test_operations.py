@@ -230,7 +230,22 @@ def test_status_without_a_daemon(tmp_path: Path) -> None:
     assert "no daemon answers" in out.stderr
 
 
-def test_ocf_agent_passes_ocf_tester(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "ipvs",
+    [
+        "none",
+        pytest.param(
+            "netlink",
+            marks=[
+                pytest.mark.ipvs,
+                pytest.mark.skipif(
+                    not os.path.exists("/proc/net/ip_vs"), reason="no IPVS (run in ipvs-guest)"
+                ),
+            ],
+        ),
+    ],
+)
+def test_ocf_agent_passes_ocf_tester(tmp_path: Path, ipvs: str) -> None:
     tester = require_binary("ocf-tester", "/usr/sbin/ocf-tester")
     require_binary("xmllint")
     cf = tmp_path / "ocf.cf"
@@ -251,16 +266,19 @@ def test_ocf_agent_passes_ocf_tester(tmp_path: Path) -> None:
             "-o",
             f"pidfile={tmp_path}/ocf.pid",
             "-o",
-            "options=--ipvs none",
+            f"options=--ipvs {ipvs}",
             str(agent),
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         env=dict(os.environ, OCF_ROOT="/usr/lib/ocf"),
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "passed all tests" in out.stdout
+    if ipvs == "netlink":  # cleanstop=yes (default): the agent's stop removed the virtual again
+        table = subprocess.run(["ipvsadm", "-Ln"], capture_output=True, text=True).stdout
+        assert "10.9.0.1:80" not in table
 
 
 def test_systemd_unit_verifies(tmp_path: Path) -> None:
