@@ -19,9 +19,11 @@ spent since the client started, so the answer always comes first.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import os
+import signal
 import time
 from typing import TYPE_CHECKING
 
@@ -233,9 +235,15 @@ class _Server:
         finally:
             os.umask(old)
         inode = os.stat(self.path).st_ino
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(signum, stop.set)
+        replaced = False
         async with server:
-            while True:
-                await asyncio.sleep(min(5.0, idle))
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), min(5.0, idle))
                 try:
                     replaced = os.stat(self.path).st_ino != inode
                 except OSError:
