@@ -391,3 +391,11 @@ def test_tls_modes(primary: MariaDB, replica: MariaDB) -> None:
     assert r.reason == "sslmode=require: the server does not offer TLS"
     with pytest.raises(OptionError, match="cafile= is used with sslmode=verify-full only"):
         check(primary.port, cafile=primary.cafile, **LOGIN)
+
+
+def test_empty_receive_is_no_receive(primary: MariaDB) -> None:
+    # ldirectord.cf files often carry receive="" for every service: it means "no receive"
+    r = check(primary.port, receive="", **LOGIN)
+    assert (r.state, r.reason) == (State.UP, f"logged in as {USER}")
+    r = check(primary.port, request="SELECT 1", receive="", **LOGIN)
+    assert (r.state, r.reason) == (State.UP, f"logged in as {USER}; request returned 1 row")

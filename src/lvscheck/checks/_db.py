@@ -20,6 +20,7 @@ __all__ = [
     "PASSWORD_OPTIONS",
     "LagRule",
     "lag_outcome",
+    "nonempty",
     "parse_role",
     "parse_text_regex",
     "read_password",
@@ -33,6 +34,11 @@ def parse_text_regex(text: str) -> re.Pattern[str]:
         return re.compile(text)
     except re.error as exc:
         raise ValueError(f"not a valid regular expression: {exc}") from None
+
+
+def nonempty(pattern: re.Pattern[str] | None) -> re.Pattern[str] | None:
+    """``receive=""`` means no receive (as in ldirectord), not "match anything"."""
+    return pattern if pattern is not None and pattern.pattern else None
 
 
 def _parse_envname(text: str) -> str:

@@ -4,8 +4,9 @@ asyncpg (0.29 to 0.32 at least) parses server messages in Cython inside ``data_r
 message whose length field is below 4 (for example a run of zero bytes, as a
 non-PostgreSQL service on the port may send) makes that loop spin forever, and
 the spin happens *inside one event-loop callback* and holds the GIL: no
-deadline, no cancellation, no other check (not even in another thread) runs again.  lvscheck's deadline is worthless
-against that, so the frames are checked before asyncpg sees them.
+deadline, no cancellation, no other check (not even in another thread) runs
+again.  lvscheck's deadline is worthless against that, so the frames are
+checked before asyncpg sees them.
 
 :func:`install` swaps the protocol class that ``asyncpg.connect_utils`` builds
 for a subclass whose ``data_received`` walks the frame headers (type byte,

@@ -29,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from lvscheck.checks._db import PASSWORD_OPTIONS, parse_text_regex, read_password
+from lvscheck.checks._db import PASSWORD_OPTIONS, nonempty, parse_text_regex, read_password
 from lvscheck.checks.tls import TLS_OPTIONS, client_context
 from lvscheck.checktype import Check, parse_bool
 from lvscheck.errors import CheckFailed, OptionError
@@ -137,7 +137,7 @@ class LdapCheck(Check):
         elif password and not login:
             self.anonymous_note = " (a password without login: anonymous, as ldirectord does)"
         self.base: str = opts["request"]
-        self.receive: re.Pattern[str] | None = opts["receive"]
+        self.receive: re.Pattern[str] | None = nonempty(opts["receive"])  # receive="" is no receive
         self.starttls: bool = opts["starttls"]
         if self.implicit_tls and self.starttls:
             raise OptionError("starttls=yes is for ldap; ldaps speaks TLS from the first byte")

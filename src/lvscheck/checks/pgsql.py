@@ -21,6 +21,7 @@ from lvscheck.checks._db import (
     PASSWORD_OPTIONS,
     LagRule,
     lag_outcome,
+    nonempty,
     parse_role,
     parse_text_regex,
     read_password,
@@ -107,7 +108,7 @@ class PgsqlCheck(Check):
             self.secrets = (*self.secrets, self.password)
         self.database: str = opts["database"] or self.login
         self.request: str | None = opts["request"] or None
-        self.receive: re.Pattern[str] | None = opts["receive"]
+        self.receive: re.Pattern[str] | None = nonempty(opts["receive"])  # receive="" is no receive
         if self.receive is not None and self.request is None:
             raise OptionError(
                 f"check type {self.name!r}: receive= needs request= (the query whose result to match)"
