@@ -212,6 +212,7 @@ def test_real_goes_down_and_comes_back_on_the_datapath(daemon: Daemon, net: dict
     assert set(hits(6)) == {"rs2", "rs3"}
     net["rs3"].stop()
     took = wait(lambda: weight("10.0.1.1:80", "10.0.0.3:80") == 0, 15, "rs3 at weight 0")
+    print(f"rs3 down -> weight 0 in {took:.2f} s")
     # one check deadline plus the fall count at the fast interval (+ scheduling slack in the slow guest)
     assert took <= CHECKTIMEOUT + FALL * (1 + FAST) + 1.5, took
     assert hits(6) == Counter({"rs2": 6})  # clients no longer reach it
