@@ -9,6 +9,7 @@ and stopped).  lvscheck must take the same decision.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -126,3 +127,8 @@ def test_same_decision_as_ldirectord(text: str, tmp_path: Path) -> None:
     ours = "invalid" if problems else "valid"
     theirs = "invalid" if proc.returncode == 2 else "valid"
     assert ours == theirs, f"ldirectord: {proc.stderr.strip()[-300:]}\nlvscheck: {problems}\n---\n{text}"
+    m = re.search(r"at line (\d+): (.*)", proc.stderr)
+    if m and "duplicate virtual server" not in m[2]:
+        # ldirectord stops at its first error: lvscheck reports one on that line too
+        lines = {int(p.split(":")[1]) for p in problems}
+        assert int(m[1]) in lines, f"ldirectord: {m[0]}\nlvscheck: {problems}\n---\n{text}"
