@@ -440,3 +440,32 @@ def test_check_server_one_at_a_time_reload_and_idle_exit(nginx: Nginx, tmp_path:
         assert not (rundir / "server.sock").exists()
     finally:
         _stop_server(rundir)
+
+
+def test_check_server_retires_for_a_client_of_another_version(nginx: Nginx, tmp_path: Path) -> None:
+    import socket
+
+    cf = tmp_path / "v.cf"
+    cf.write_text(f'virtual=10.8.8.9:80\n\treal=127.0.0.1:{nginx.http_port} gate\n\trequest="test.html"\n')
+    rundir = tmp_path / "run"
+    rundir.mkdir(mode=0o700)
+    env = _adapter_env(cf, rundir, server=True)
+    try:
+        assert adapter(["10.8.8.9", "80", "127.0.0.1", str(nginx.http_port)], env).returncode == 0
+        for _ in range(200):
+            if (rundir / "server.sock").exists():
+                break
+            time.sleep(0.05)
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(str(rundir / "server.sock"))
+            s.sendall(b"lvscheck-ldirectord/0\tx\n")
+            assert s.recv(100) == b"E\tprotocol mismatch\n"
+        for _ in range(200):
+            if not _servers(rundir):
+                break
+            time.sleep(0.05)
+        assert _servers(rundir) == []
+        assert not (rundir / "server.sock").exists()
+    finally:
+        _stop_server(rundir)

@@ -31,6 +31,8 @@ from lvscheck.config.model import Config, Problem, RealServer, VirtualService, c
 from lvscheck.errors import ConfigError
 
 if TYPE_CHECKING:
+    import asyncio
+
     from lvscheck.checktype import Check
     from lvscheck.engine import Engine
     from lvscheck.model import CheckSpec
@@ -152,6 +154,20 @@ def check_once(config_path: str, args: list[str], started: float) -> tuple[int, 
 # -- the check server --------------------------------------------------------------------------
 
 
+def _code_stamp() -> tuple[float, ...]:
+    """Modification times of the code a server runs: it retires when they change (an upgrade)."""
+    import lvscheck
+    import lvscheck_ldirectord
+
+    stamps = []
+    for path in (__file__, lvscheck.__file__, lvscheck_ldirectord.__file__):
+        try:
+            stamps.append(os.stat(str(path)).st_mtime)
+        except OSError:
+            stamps.append(0.0)
+    return tuple(stamps)
+
+
 class _Server:
     def __init__(self, sockdir: str) -> None:
         from lvscheck.engine import Engine
@@ -163,6 +179,8 @@ class _Server:
         self.checks: dict[tuple[str, tuple[str, ...], tuple[int, int, int]], tuple[Check | None, str]] = {}
         self.last = time.monotonic()
         self.busy = 0
+        self.stop: asyncio.Event | None = None
+        self.code_stamp = _code_stamp()
 
     def _config(self, path: str) -> tuple[tuple[int, int, int], Config]:
         st = os.stat(path)
@@ -187,6 +205,7 @@ class _Server:
         from lvscheck_ldirectord import PROTOCOL
 
         if len(parts) != 7 or parts[0] != PROTOCOL:
+            self._retire()  # a client of another version: make room for a server that speaks it
             return "E\tprotocol mismatch"
         config_path, args, started = parts[1], parts[2:6], float(parts[6])
         try:
@@ -225,6 +244,12 @@ class _Server:
             self.busy -= 1
             self.last = time.monotonic()
             writer.close()
+            if _code_stamp() != self.code_stamp:
+                self._retire()  # lvscheck was upgraded: the next client starts a fresh server
+
+    def _retire(self) -> None:
+        if self.stop is not None:
+            self.stop.set()
 
     async def run(self, idle: float) -> None:
         import asyncio
@@ -235,7 +260,7 @@ class _Server:
         finally:
             os.umask(old)
         inode = os.stat(self.path).st_ino
-        stop = asyncio.Event()
+        stop = self.stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(signum, stop.set)
