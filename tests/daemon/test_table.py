@@ -97,3 +97,21 @@ def test_a_kernel_without_ipvs_is_a_clear_error() -> None:
         text=True,
     )
     assert out.returncode in (1, 3)
+
+
+def test_encoder_templates_give_the_same_bytes_as_pyroute2() -> None:
+    import pytest
+
+    pytest.importorskip("pyroute2")
+    from pyroute2.netlink.generic import ipvs as genl
+
+    from lvscheck.adapters.ipvs.netlink import Encoder
+
+    enc = Encoder(genl.ipvsmsg, 28)
+    for kind in (OpKind.SET_DEST, OpKind.ADD_DEST):
+        for weight, seq in ((0, 1), (7, 2), (65535, 0x7FFFFFFF)):
+            op = Op(kind, S1, Dest("10.0.1.1", 80, "masq", weight, 100, 50))
+            assert enc.op(op, seq) == enc.full(op, seq)
+    assert len(enc.templates) == 2
+    six = Op(OpKind.SET_DEST, Service(ServiceKey.tcp("fd00::1", 80)), Dest("fd00::2", 80, "gate", 3))
+    assert enc.op(six, 9) == enc.full(six, 9)
