@@ -71,6 +71,11 @@ class ExternalCheck(Check):
             if proc.returncode is None:  # the deadline: kill it and everything it started
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
+            # close the pipes now (a chatty or killed command may leave them open); the
+            # child watcher still reaps the process
+            transport = getattr(proc, "_transport", None)
+            if transport is not None:
+                transport.close()
         if code == 0:
             return Outcome.up(f"{os.path.basename(self.command)} exited 0")
         lines = err.decode("utf-8", "replace").strip().splitlines()
