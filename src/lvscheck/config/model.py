@@ -23,6 +23,11 @@ service inferred from the virtual port) has been resolved exactly as
 
 All types are frozen, slotted dataclasses and importing this module costs
 nothing beyond :mod:`lvscheck.model`.
+
+To turn plans into runnable checks, prefer :func:`lvscheck.config.prepare.prepare`
+(or ``prepare_spec`` for one spec) over ``Engine.prepare``: it drops the ldirectord
+directives a check type does not have (with a warning) instead of failing, and
+reports bad options at the line that set them.
 """
 
 from __future__ import annotations
