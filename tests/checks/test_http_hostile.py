@@ -334,3 +334,18 @@ def test_http10_body_until_close() -> None:
     result, _ = against(http10_until_close, **SEED)
     assert result.state is State.UP, result.reason
     assert result.reason == "HTTP 200, 'Still alive' found"
+
+
+async def rude_redirect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    location = b"/" + b"x" * 5000
+    writer.write(b"HTTP/1.1 302 Go \x1b[31maway\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n")
+    await writer.drain()
+
+
+def test_server_text_in_the_reason_is_cut_and_cleaned() -> None:
+    result, _ = against(rude_redirect, **SEED)
+    assert result.state is State.DOWN
+    assert "\x1b" not in result.reason
+    assert result.reason.startswith("HTTP 302 Go ?[31maway (redirect to /xxx")
+    assert len(result.reason) < 400

@@ -236,12 +236,12 @@ class HttpCheck(Check):
                     f" {probe.phase}"
                 )
         status = response.status
-        status_text = f"HTTP {status} {response.reason.decode('latin-1')}".rstrip()
+        status_text = f"HTTP {status} {_printable(response.reason, 80)}".rstrip()
         if status not in self._accepted:
             extra = ""
             if 300 <= status < 400:
                 location = response.header(b"location")
-                shown = location.decode("latin-1") if location else "?"
+                shown = _printable(location, 200) if location else "?"
                 extra = f" (redirect to {shown}, not followed)"
             return Outcome.down(f"{status_text}{extra}; accepted: {self._status_text()}", status=status)
         body = b""
@@ -414,6 +414,12 @@ class _Response:
             if key == name:
                 return value
         return None
+
+
+def _printable(text: bytes, limit: int) -> str:
+    """A server-given string (reason phrase, Location) fit for a one-line reason: cut, no control chars."""
+    shown = "".join(c if c.isprintable() else "?" for c in text[:limit].decode("latin-1"))
+    return shown + "..." if len(text) > limit else shown
 
 
 def _shown(data: bytes) -> str:
