@@ -93,7 +93,7 @@ def spec_for(config: Config, args: list[str], elapsed: float = 0.0) -> tuple[Che
         own = float(options.get(name, limit))
         # whole tenths (rounded down) read better in reasons: "timed out after 4.3 s ..."
         options[name] = f"{max(0.1, int(min(own, limit) * 10) / 10):g}"
-    return dataclasses.replace(spec, options=options), label
+    return spec.replace(options=options), label
 
 
 def _prepare(config: Config, args: list[str], spec: CheckSpec) -> Check:
