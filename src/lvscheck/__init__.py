@@ -30,7 +30,7 @@ from lvscheck.errors import (
     UnknownCheckError,
     UsageError,
 )
-from lvscheck.hookspecs import hookimpl
+from lvscheck.markers import hookimpl
 from lvscheck.model import CheckSpec, Option, Outcome, Result, State, Target
 from lvscheck.plugins import CheckRegistry, PluginHost
 

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
+from lvscheck.markers import hookimpl
+
 if TYPE_CHECKING:
     from lvscheck.model import Result
     from lvscheck.plugins import CheckRegistry
@@ -27,7 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["hookimpl", "hookspec"]
 
 hookspec = pluggy.HookspecMarker("lvscheck")
-hookimpl = pluggy.HookimplMarker("lvscheck")
 
 
 @hookspec

@@ -1,10 +1,15 @@
 """Finding check types: the plugin manager, the check registry and its typed facade.
 
-Built-in check types are plugins registered exactly like external ones, but
-they are found from a static table (:data:`BUILTIN_PLUGINS`) without scanning
-entry points; the ``lvscheck`` entry-point group is read only when a name is
-not built in, or when every check type is listed.  This keeps a one-shot
-``lvscheck run http ...`` (started once per check by ldirectord) fast.
+Built-in check types are plugins written exactly like external ones (a module
+with an ``@hookimpl lvscheck_register_checks``), but they are found from a
+static table (:data:`BUILTIN_PLUGINS`) without scanning entry points; the
+``lvscheck`` entry-point group is read only when a name is not built in, or
+when every check type is listed.  Until something needs pluggy itself (an
+external plugin, an observer hook, ``lvscheck plugins``), a built-in module's
+hook implementation is called directly and pluggy is not even imported; when
+the plugin manager is built, the built-ins already loaded are registered with
+it too.  This keeps a one-shot ``lvscheck run http ...`` (started once per
+check by ldirectord) fast.
 """
 
 from __future__ import annotations
@@ -15,12 +20,12 @@ from collections.abc import Iterable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-import pluggy
-
-from lvscheck import hookspecs
 from lvscheck.errors import PluginError, UnknownCheckError
+from lvscheck.markers import MARK
 
 if TYPE_CHECKING:
+    import pluggy
+
     from lvscheck.checktype import Check
     from lvscheck.model import Result
 
@@ -112,8 +117,8 @@ class PluginHost:
     """The plugin manager behind a typed facade: core code calls these methods only."""
 
     def __init__(self, *, entry_points: bool = True, plugins: Iterable[object] = ()) -> None:
-        self.pm = pluggy.PluginManager("lvscheck")
-        self.pm.add_hookspecs(hookspecs)
+        self._pm: pluggy.PluginManager | None = None
+        self._direct: dict[str, ModuleType] = {}  # built-ins registered without pluggy
         self.registry = CheckRegistry()
         self._use_entry_points = entry_points
         self._entry_points_loaded = False
@@ -124,6 +129,20 @@ class PluginHost:
         for plugin in plugins:
             self.register(plugin)
 
+    @property
+    def pm(self) -> pluggy.PluginManager:
+        """The pluggy manager, built on first use (with the built-ins loaded so far)."""
+        if self._pm is None:
+            import pluggy
+
+            from lvscheck import hookspecs
+
+            self._pm = pluggy.PluginManager("lvscheck")
+            self._pm.add_hookspecs(hookspecs)
+            for name, module in self._direct.items():
+                self._pm_register(module, name)
+        return self._pm
+
     # -- registration -------------------------------------------------------------------
 
     def register(self, plugin: object, name: str | None = None) -> None:
@@ -131,6 +150,31 @@ class PluginHost:
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
         if name in self._blocked or self.pm.is_registered(plugin):
             return
+        self._pm_register(plugin, name)
+        self.registry.current_plugin = name
+        try:
+            self._collect(plugin)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {name}: lvscheck_register_checks raised {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            self.registry.current_plugin = "?"
+
+    def _pm_register(self, plugin: object, name: str) -> None:
+        """Register ``plugin`` with pluggy, failing loudly on anything pluggy would ignore."""
+        import pluggy
+
+        from lvscheck import hookspecs
+
+        for attr in dir(plugin):
+            function = getattr(plugin, attr, None)
+            options = getattr(function, MARK, None)
+            if isinstance(options, dict) and not hasattr(function, "lvscheck_impl"):
+                # a method's marker lives on its function: mark that one
+                pluggy.HookimplMarker("lvscheck")(**options)(getattr(function, "__func__", function))
         unmarked = [
             attr
             for attr in dir(plugin)
@@ -144,28 +188,18 @@ class PluginHost:
                 f"plugin {name}: {unmarked[0]} is not decorated with @lvscheck.hookimpl, "
                 f"so lvscheck would never call it"
             )
+        pm = self.pm
         try:
-            self.pm.register(plugin, name=name)
-            self.pm.check_pending()
+            pm.register(plugin, name=name)
+            pm.check_pending()
         except pluggy.PluginValidationError as exc:
             # A misspelt hook name or argument: fail loudly, naming the plugin and what is accepted.
-            if self.pm.is_registered(plugin):
-                self.pm.unregister(plugin)
+            if pm.is_registered(plugin):
+                pm.unregister(plugin)
             hooks = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith("lvscheck_")))
             raise PluginError(
                 f"plugin {name} is not valid: {' '.join(str(exc).split())}; the hooks are: {hooks}"
             ) from None
-        self.registry.current_plugin = name
-        try:
-            self._collect(plugin)
-        except PluginError:
-            raise
-        except Exception as exc:
-            raise PluginError(
-                f"plugin {name}: lvscheck_register_checks raised {type(exc).__name__}: {exc}"
-            ) from exc
-        finally:
-            self.registry.current_plugin = "?"
 
     def _collect(self, plugin: object) -> None:
         # Call only this plugin's implementation, so each check type is attributed to it.
@@ -176,8 +210,22 @@ class PluginHost:
             impl.function(register=self.registry)
 
     def _load_builtin(self, module_name: str) -> None:
+        if module_name in self._direct or module_name in self._blocked:
+            return
         module: ModuleType = importlib.import_module(module_name)
-        self.register(module, module_name)
+        if self._pm is not None:
+            self.register(module, module_name)
+            return
+        # The fast path: call the module's own hook implementation, as pluggy would.
+        hook = getattr(module, "lvscheck_register_checks", None)
+        if not callable(hook) or not isinstance(getattr(hook, MARK, None), dict):
+            raise PluginError(f"built-in plugin {module_name} has no @hookimpl lvscheck_register_checks")
+        self._direct[module_name] = module
+        self.registry.current_plugin = module_name
+        try:
+            hook(register=self.registry)
+        finally:
+            self.registry.current_plugin = "?"
 
     def load_builtins(self) -> None:
         for module_name in dict.fromkeys(BUILTIN_PLUGINS.values()):
@@ -248,7 +296,8 @@ class PluginHost:
     # -- observer hooks -----------------------------------------------------------------
 
     def has_check_done_observers(self) -> bool:
-        return bool(self.pm.hook.lvscheck_check_done.get_hookimpls())
+        # Built-ins observe nothing: without a plugin manager there is no observer.
+        return self._pm is not None and bool(self._pm.hook.lvscheck_check_done.get_hookimpls())
 
     def check_done(self, result: Result) -> None:
         self.pm.hook.lvscheck_check_done(result=result)

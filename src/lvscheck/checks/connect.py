@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lvscheck.checktype import Check
 from lvscheck.engine.probe import Probe
-from lvscheck.hookspecs import hookimpl
+from lvscheck.markers import hookimpl
 from lvscheck.model import Outcome
 from lvscheck.plugins import CheckRegistry
 

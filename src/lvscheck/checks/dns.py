@@ -21,7 +21,7 @@ from lvscheck.checks._udp import exchange
 from lvscheck.checktype import Check, parse_regex
 from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
-from lvscheck.hookspecs import hookimpl
+from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
 from lvscheck.plugins import CheckRegistry
 

@@ -30,7 +30,7 @@ from lvscheck.checks._lines import (
 from lvscheck.checktype import Check, parse_regex
 from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
-from lvscheck.hookspecs import hookimpl
+from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
 from lvscheck.plugins import CheckRegistry
 

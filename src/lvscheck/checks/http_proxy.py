@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from lvscheck.checks.http import HttpCheck
 from lvscheck.errors import OptionError
-from lvscheck.hookspecs import hookimpl
+from lvscheck.markers import hookimpl
 from lvscheck.model import Option
 from lvscheck.plugins import CheckRegistry
 

@@ -33,7 +33,7 @@ from lvscheck.checks._db import PASSWORD_OPTIONS, nonempty, parse_text_regex, re
 from lvscheck.checks.tls import TLS_OPTIONS, client_context
 from lvscheck.checktype import Check, parse_bool
 from lvscheck.errors import CheckFailed, OptionError
-from lvscheck.hookspecs import hookimpl
+from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from lvscheck.checks.tls import TLS_OPTIONS, client_context
 from lvscheck.checktype import Check, parse_bool
 from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
-from lvscheck.hookspecs import hookimpl
+from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
 from lvscheck.plugins import CheckRegistry
 

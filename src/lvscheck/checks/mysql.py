@@ -34,7 +34,7 @@ from lvscheck.checks._db import (
 from lvscheck.checks.tls import client_context
 from lvscheck.checktype import Check
 from lvscheck.errors import CheckFailed, OptionError
-from lvscheck.hookspecs import hookimpl
+from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
 
 if TYPE_CHECKING:

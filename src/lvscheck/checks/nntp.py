@@ -17,7 +17,7 @@ from lvscheck.checks._lines import MAX_LINE, line_password, read_coded_reply
 from lvscheck.checktype import Check
 from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
-from lvscheck.hookspecs import hookimpl
+from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
 from lvscheck.plugins import CheckRegistry
 

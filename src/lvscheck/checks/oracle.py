@@ -22,7 +22,7 @@ from typing import Any
 from lvscheck.checktype import Check
 from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed
-from lvscheck.hookspecs import hookimpl
+from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
 from lvscheck.plugins import CheckRegistry
 

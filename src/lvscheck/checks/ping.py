@@ -27,7 +27,7 @@ import time
 from lvscheck.checktype import Check, parse_seconds
 from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed
-from lvscheck.hookspecs import hookimpl
+from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
 from lvscheck.plugins import CheckRegistry
 

@@ -20,7 +20,7 @@ from lvscheck.checks._lines import parse_size, quote_shown, size_text
 from lvscheck.checktype import Check, parse_bool, parse_regex
 from lvscheck.engine.probe import Probe
 from lvscheck.errors import OptionError
-from lvscheck.hookspecs import hookimpl
+from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
 from lvscheck.plugins import CheckRegistry
 
