@@ -363,3 +363,12 @@ def test_deadline_and_caller_cancel_at_once() -> None:
 
     for _ in range(20):
         asyncio.run(main())
+
+
+def test_secrets_are_scrubbed_from_reasons_without_garbling_words() -> None:
+    from lvscheck.engine.runner import scrub
+
+    assert scrub("login failed for hunter22 (hunter22)", "hunter22") == "login failed for *** (***)"
+    assert scrub("denied by the server for y", "y") == "denied by the server for ***"
+    assert scrub("ready: y=1", "y") == "ready: ***=1"
+    assert scrub("xyz", "xyz") == "***"

@@ -8,7 +8,7 @@ bytes of body, ``weightfrom``).  Redirects are not followed.
 
 As in ldirectord, only ``http://`` URLs can be fetched (an ``https://`` URL
 would need a CONNECT tunnel and a TLS session with the origin, which checks the
-origin more than the proxy).  HTTP is parsed by h11, like the http check.
+origin more than the proxy).  HTTP is parsed by httptools (llhttp), like the http check.
 """
 
 from __future__ import annotations

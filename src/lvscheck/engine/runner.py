@@ -18,7 +18,7 @@ from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed
 from lvscheck.model import MAX_WEIGHT, Outcome, Result, State
 
-__all__ = ["run_prepared"]
+__all__ = ["run_prepared", "scrub"]
 
 log = logging.getLogger("lvscheck.engine")
 
@@ -64,7 +64,7 @@ async def run_prepared(check: Check) -> Result:
     latency = time.perf_counter() - started
     reason = outcome.reason
     for secret in check.secrets:
-        reason = reason.replace(secret, "***")
+        reason = scrub(reason, secret)
     return Result(
         check=check.name,
         target=target,
@@ -141,3 +141,18 @@ def _explain(exc: BaseException, probe: Probe) -> Outcome | None:
             return Outcome.down(f"director-side failure: {text}", fault="director")
         return Outcome.down(f"{text[0].lower()}{text[1:]} {where}")
     return None
+
+
+def scrub(text: str, secret: str) -> str:
+    """``text`` with ``secret`` replaced by ``***``.
+
+    A secret of four or more characters goes wherever it appears.  A shorter one
+    is replaced only where it stands alone (not inside a word), so ``passwd=y``
+    hides a ``y`` but does not turn "ready" into "read***".
+    """
+    if len(secret) >= 4:
+        return text.replace(secret, "***")
+    import re
+
+    return re.sub(rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])", "***", text)
+
