@@ -372,3 +372,18 @@ def test_secrets_are_scrubbed_from_reasons_without_garbling_words() -> None:
     assert scrub("denied by the server for y", "y") == "denied by the server for ***"
     assert scrub("ready: y=1", "y") == "ready: ***=1"
     assert scrub("xyz", "xyz") == "***"
+
+
+def test_a_missing_driver_is_a_usage_error_naming_the_package() -> None:
+    from lvscheck import Check, CheckSpec, Outcome, Probe, Target, UsageError
+
+    class NeedsDriver(Check):
+        name = "needsdriver"
+        default_port = 1
+        requires = ("lvscheck_no_such_driver_pkg",)
+
+        async def probe(self, probe: Probe) -> Outcome:
+            return Outcome.up()
+
+    with pytest.raises(UsageError, match=r"needs the Python package 'lvscheck_no_such_driver_pkg'.*pip install"):
+        NeedsDriver.prepare(CheckSpec("needsdriver", Target("127.0.0.1", 1)))

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lvscheck.errors import OptionError
+from lvscheck.errors import OptionError, UsageError
 from lvscheck.model import MAX_WEIGHT, CheckSpec, Option, Outcome
 
 if TYPE_CHECKING:
@@ -29,6 +29,9 @@ __all__ = [
     "parse_seconds",
     "parse_weight",
 ]
+
+#: driver package -> the lvscheck extra that installs it
+DRIVER_EXTRAS = {"aiomysql": "mysql", "asyncpg": "pgsql", "ldap3": "ldap", "aiosmtplib": "mail", "dns": "dns"}
 
 #: Seconds a check may take when neither checktimeout nor negotiatetimeout is set.
 #: Below ldirectord's checktimeout default (5 s) is not needed: we *are* the deadline.
@@ -103,6 +106,9 @@ class Check:
     default_port: ClassVar[int | None] = None
     #: Options this type accepts, on top of :data:`COMMON_OPTIONS`.
     options: ClassVar[tuple[Option, ...]] = ()
+    #: Python packages (import names) the check's driver needs, checked when it is prepared,
+    #: so a missing driver is a clear usage error rather than a failed check.
+    requires: ClassVar[tuple[str, ...]] = ()
     #: Which option bounds the whole check first: ldirectord uses checktimeout for
     #: connect-type checks and negotiatetimeout for protocol dialogues.
     timeout_option: ClassVar[str] = "negotiatetimeout"
@@ -149,12 +155,27 @@ class Check:
                 raise OptionError(
                     f"check type {cls.name!r}: option {name}={shown} is not valid: {exc}"
                 ) from None
+        cls._check_requirements()
         check = cls(spec, opts)
         if check.port is None:
             raise OptionError(
                 f"check type {cls.name!r} has no default port: give {spec.target.host}:PORT or checkport=PORT"
             )
         return check
+
+    @classmethod
+    def _check_requirements(cls) -> None:
+        if not cls.requires:
+            return
+        from importlib.util import find_spec
+
+        for package in cls.requires:
+            if find_spec(package) is None:
+                extra = DRIVER_EXTRAS.get(package, "all")
+                raise UsageError(
+                    f"check type {cls.name!r} needs the Python package {package!r}, which is not "
+                    f"installed: pip install 'lvscheck[{extra}]'"
+                )
 
     def setup(self) -> None:
         """Validate option combinations and build reusable state (TLS contexts, ...).

@@ -40,6 +40,7 @@ def _parse_protocol(text: str) -> str:
 
 class DnsCheck(Check):
     name = "dns"
+    requires = ("dns",)
     summary = "DNS query (UDP or TCP); rcode, answers and a regular expression on them decide"
     default_port = 53
     options = (

@@ -102,6 +102,7 @@ class _Job:
 
 class LdapCheck(Check):
     name = "ldap"
+    requires = ("ldap3",)
     summary = "LDAP bind (anonymous or simple) and base-scope search; exactly one entry, DN matches receive"
     default_port = 389
     timeout_option = "checktimeout"  # ldirectord runs the whole ldap check under alarm(checktimeout)

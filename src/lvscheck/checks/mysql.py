@@ -86,6 +86,7 @@ def _parse_donor(text: str) -> str:
 
 class MysqlCheck(Check):
     name = "mysql"
+    requires = ("aiomysql",)
     summary = "MySQL/MariaDB login, optional query and receive; weight from replication lag or Galera state"
     default_port = 3306
     options = (

@@ -72,6 +72,7 @@ def _parse_sslmode(text: str) -> str:
 
 class PgsqlCheck(Check):
     name = "pgsql"
+    requires = ("asyncpg",)
     summary = "PostgreSQL login, optional query and receive; role match and standby replay lag as weight"
     default_port = 5432
     options = (

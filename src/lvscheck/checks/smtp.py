@@ -52,6 +52,7 @@ def _parse_word(text: str) -> str:
 
 class SmtpCheck(Check):
     name = "smtp"
+    requires = ("aiosmtplib",)
     summary = "SMTP banner 220, EHLO 250, optional verified STARTTLS and AUTH, QUIT 221"
     default_port = 25
     options = (
