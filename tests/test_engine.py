@@ -375,7 +375,7 @@ def test_secrets_are_scrubbed_from_reasons_without_garbling_words() -> None:
 
 
 def test_a_missing_driver_is_a_usage_error_naming_the_package() -> None:
-    from lvscheck import Check, CheckSpec, Outcome, Probe, Target, UsageError
+    from lvscheck import Check, CheckSpec, Outcome, Target, UsageError
 
     class NeedsDriver(Check):
         name = "needsdriver"
@@ -385,5 +385,7 @@ def test_a_missing_driver_is_a_usage_error_naming_the_package() -> None:
         async def probe(self, probe: Probe) -> Outcome:
             return Outcome.up()
 
-    with pytest.raises(UsageError, match=r"needs the Python package 'lvscheck_no_such_driver_pkg'.*pip install"):
+    with pytest.raises(
+        UsageError, match=r"needs the Python package 'lvscheck_no_such_driver_pkg'.*pip install"
+    ):
         NeedsDriver.prepare(CheckSpec("needsdriver", Target("127.0.0.1", 1)))
