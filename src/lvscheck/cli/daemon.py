@@ -110,6 +110,8 @@ def command_daemon(args: argparse.Namespace) -> int:
         print(f"{args.config}: ok: {len(pools)} virtual services, {reals} real servers")
         for warning in getattr(director.config, "warnings", ()):
             print(f"{warning}", file=sys.stderr)
+        for text in director._pending_layout[0].warnings:
+            print(text, file=sys.stderr)
         return 0
     if args.pid_file:
         with open(args.pid_file, "w") as fh:

@@ -156,6 +156,8 @@ def _load(
         checks[sid] = (main, conn)
     if problems:
         raise ConfigError(problems[0], tuple(problems))
+    for warning in layout.warnings:
+        log.warning("%s", warning)
     return config, layout, checks
 
 

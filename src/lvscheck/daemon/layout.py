@@ -85,6 +85,7 @@ class Layout:
     pools: dict[str, Pool] = field(default_factory=dict)
     slots: dict[str, Slot] = field(default_factory=dict)
     by_service: dict[ServiceKey, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # accepted, but worth a log line (file:line)
 
 
 def service_for(virtual: VirtualService) -> Service:
@@ -146,9 +147,10 @@ def build_layout(config: Config, plans: Sequence[CheckPlan]) -> Layout:
             )
             sid = f"{virtual.key} {dest}"
             if sid in layout.slots:
-                problems.append(
+                layout.warnings.append(
                     f"{config.source}:{real.line}: real={real.address}: duplicate real server in "
-                    f"virtual={virtual.name} (two checks would fight over one IPVS entry)"
+                    f"virtual={virtual.name}: ignored, the first one (line {layout.slots[sid].line}) is used "
+                    "(ldirectord runs both and they fight over one IPVS entry)"
                 )
                 continue
             ls = virtual.lvscheck
