@@ -25,8 +25,8 @@ from typing import Any
 import httptools
 
 from lvscheck._version import __version__
-from lvscheck.checks.tls import TLS_OPTIONS, client_context
-from lvscheck.checktype import Check, parse_bool, parse_regex, parse_weight
+from lvscheck.checks.tls import TLS_OPTIONS, context_from_options
+from lvscheck.checktype import Check, parse_regex, parse_weight
 from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
@@ -165,22 +165,7 @@ class HttpCheck(Check):
         self.request = self._build_request(host_header)
         self.tls_context: ssl.SSLContext | None = None
         if self.use_tls:
-            for name in ("cafile", "certfile", "keyfile"):
-                path = opts[name]
-                try:
-                    if path:
-                        with open(path, "rb"):  # a missing file named here, not by ssl
-                            pass
-                except OSError as exc:
-                    raise OptionError(f"{name}={path!r}: cannot read it: {exc.strerror or exc}") from None
-            try:
-                self.tls_context = client_context(
-                    parse_bool(opts["tlsverify"]), opts["cafile"], opts["certfile"], opts["keyfile"]
-                )
-            except ValueError as exc:
-                raise OptionError(f"tlsverify={opts['tlsverify']!r}: {exc}") from None
-            except (OSError, ssl.SSLError) as exc:
-                raise OptionError(f"cannot load the TLS files (cafile/certfile/keyfile): {exc}") from None
+            self.tls_context = context_from_options(opts)
 
     def _build_request(self, host_header: str) -> bytes:
         """The request exactly as sent, built and validated once."""

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from lvscheck.checks._db import PASSWORD_OPTIONS, nonempty, parse_text_regex, read_password
-from lvscheck.checks.tls import TLS_OPTIONS, client_context
+from lvscheck.checks.tls import TLS_OPTIONS, context_from_options
 from lvscheck.checktype import Check, parse_bool
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
@@ -146,14 +146,7 @@ class LdapCheck(Check):
         self.server_name: str = opts["servername"] or self.spec.target.host
         self.tls_context: ssl.SSLContext | None = None
         if self.use_tls:
-            try:
-                self.tls_context = client_context(
-                    parse_bool(opts["tlsverify"]), opts["cafile"], opts["certfile"], opts["keyfile"]
-                )
-            except ValueError as exc:
-                raise OptionError(f"tlsverify={opts['tlsverify']!r}: {exc}") from None
-            except (OSError, ssl.SSLError) as exc:
-                raise OptionError(f"cannot load the TLS files (cafile/certfile/keyfile): {exc}") from None
+            self.tls_context = context_from_options(opts)
 
     def describe(self) -> str:
         return (

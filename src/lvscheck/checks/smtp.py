@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from lvscheck.checks._db import PASSWORD_OPTIONS
 from lvscheck.checks._lines import line_password
-from lvscheck.checks.tls import TLS_OPTIONS, client_context
+from lvscheck.checks.tls import TLS_OPTIONS, context_from_options
 from lvscheck.checktype import Check, parse_bool
 from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
@@ -78,14 +78,7 @@ class SmtpCheck(Check):
         self.server_name: str = opts["servername"] or self.spec.target.host
         self.tls_context: ssl.SSLContext | None = None
         if self.starttls:
-            try:
-                self.tls_context = client_context(
-                    parse_bool(opts["tlsverify"]), opts["cafile"], opts["certfile"], opts["keyfile"]
-                )
-            except ValueError as exc:
-                raise OptionError(f"tlsverify={opts['tlsverify']!r}: {exc}") from None
-            except (OSError, ssl.SSLError) as exc:
-                raise OptionError(f"cannot load the TLS files (cafile/certfile/keyfile): {exc}") from None
+            self.tls_context = context_from_options(opts)
 
     def describe(self) -> str:
         tls = " STARTTLS" if self.starttls else ""

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import functools
 import ssl
+from collections.abc import Mapping
+from typing import Any
 
+from lvscheck.checktype import parse_bool
+from lvscheck.errors import OptionError
 from lvscheck.model import Option
 
-__all__ = ["TLS_OPTIONS", "client_context"]
+__all__ = ["TLS_OPTIONS", "client_context", "context_from_options"]
 
 TLS_OPTIONS: tuple[Option, ...] = (
     Option("tlsverify", "verify the server certificate and its name (yes/no)", "yes"),
@@ -43,3 +47,27 @@ def client_context(
     if certfile:
         ctx.load_cert_chain(certfile, keyfile)
     return ctx
+
+
+def context_from_options(opts: Mapping[str, Any]) -> ssl.SSLContext:
+    """The shared context for a check's parsed :data:`TLS_OPTIONS`, at prepare time.
+
+    Raises :class:`OptionError` naming the option: an unreadable file, a bad
+    ``tlsverify``, a certificate or key that does not load.
+    """
+    for name in ("cafile", "certfile", "keyfile"):
+        path = opts[name]
+        try:
+            if path:
+                with open(path, "rb"):  # a missing file named here, not by ssl
+                    pass
+        except OSError as exc:
+            raise OptionError(f"{name}={path!r}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        verify = parse_bool(opts["tlsverify"])
+    except ValueError as exc:
+        raise OptionError(f"tlsverify={opts['tlsverify']!r}: {exc}") from None
+    try:
+        return client_context(verify, opts["cafile"], opts["certfile"], opts["keyfile"])
+    except (OSError, ssl.SSLError) as exc:
+        raise OptionError(f"cannot load the TLS files (cafile/certfile/keyfile): {exc}") from None
