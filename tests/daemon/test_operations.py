@@ -293,3 +293,64 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     assert not problems, problems
     assert "Type=notify" in unit
     assert "WatchdogSec=" in unit
+
+
+def test_out_of_file_descriptors_does_not_drain_the_pool(real: RealNginx, tmp_path: Path) -> None:
+    """A real EMFILE: the running daemon's RLIMIT_NOFILE is cut with prlimit(1), so every check's
+    socket() fails.  No real goes down, the pool is guarded (an ERROR event), and when the limit
+    comes back the checks go on."""
+    prlimit = require_binary("prlimit")
+    others = [RealNginx(f"fd{i}", "127.0.0.1", free_port(), tmp_path) for i in range(2)]
+    for r in others:
+        r.start()
+    cf = tmp_path / "fd.cf"
+    cf.write_text(config([real.port, *(r.port for r in others)]))
+    events = tmp_path / "events.jsonl"
+    sock = tmp_path / "fd.sock"
+    proc = subprocess.Popen(
+        [
+            *LVSCHECK,
+            "daemon",
+            "--config",
+            str(cf),
+            "--ipvs",
+            "none",
+            "--control",
+            str(sock),
+            "--event-log",
+            str(events),
+        ],
+        stderr=open(tmp_path / "daemon.log", "wb"),  # noqa: SIM115
+    )
+    try:
+        wait(lambda: events.read_text().count('"event":"up"') == 3, 10, "three reals up")
+        nfd = len(os.listdir(f"/proc/{proc.pid}/fd"))
+        soft = subprocess.run(
+            [prlimit, f"--pid={proc.pid}", "--nofile", "--output=SOFT", "--noheadings", "--raw"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        subprocess.run([prlimit, f"--pid={proc.pid}", f"--nofile={nfd}:"], check=True)  # soft limit only
+        wait(lambda: '"event":"guard"' in events.read_text(), 10, "the pool guard")
+        time.sleep(1.0)  # more failing checks (interval 0.3 s, failurecount=1)
+        subprocess.run([prlimit, f"--pid={proc.pid}", f"--nofile={soft}:"], check=True)
+        wait(lambda: '"event":"guard-cleared"' in events.read_text(), 10, "guard cleared")
+        states = query_states(sock)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        for r in others:
+            r.stop()
+    kinds = [json.loads(x)["event"] for x in events.read_text().splitlines()]
+    assert "down" not in kinds
+    assert states == ["up", "up", "up"]
+    guard = next(json.loads(x) for x in events.read_text().splitlines() if '"event":"guard"' in x)
+    assert guard["reals"] == 3
+    assert "NOT draining" in guard["message"]
+
+
+def query_states(sock: Path) -> list[str]:
+    from lvscheck.daemon.control import query
+
+    return [str(r["state"]) for r in query(str(sock))["virtuals"][0]["reals"]]
