@@ -175,7 +175,7 @@ def test_alert_mail_goes_to_a_real_smtp_server(tmp_path: Path) -> None:
     cf.write_text(
         config(
             [dead],
-            extra='emailalert="ops@example.test"\nemailalertfrom=lvs@example.test',
+            extra='emailalert="ops@example.test"\nemailalertfrom=lvs@example.test\nemailalertfreq=1',
         )
     )
     proc = subprocess.Popen(
@@ -196,7 +196,7 @@ def test_alert_mail_goes_to_a_real_smtp_server(tmp_path: Path) -> None:
         stderr=open(tmp_path / "daemon.log", "wb"),  # noqa: SIM115
     )
     try:
-        wait(lambda: bool(received), 15, "alert mail received")
+        wait(lambda: len(received) >= 2, 15, "alert mail and one emailalertfreq repeat received")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
@@ -204,6 +204,8 @@ def test_alert_mail_goes_to_a_real_smtp_server(tmp_path: Path) -> None:
     msg = received[0]
     assert "Inaccessible real server" in msg["Subject"]  # type: ignore[index]
     assert msg["To"] == "ops@example.test"  # type: ignore[index]
+    assert "Inaccessible real server" in received[1]["Subject"]  # type: ignore[index]
+    assert "repeat: True" in received[1].get_payload()  # type: ignore[attr-defined]
 
 
 def test_check_flag_names_file_and_line(tmp_path: Path) -> None:

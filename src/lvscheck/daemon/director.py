@@ -98,6 +98,8 @@ class RealState:
     weight: int | None = None  # the weight the last good result asked for
     checks: int = 0
     job: Job | None = None
+    down_since: float | None = None  # monotonic, for emailalertfreq
+    last_mailed: float | None = None
 
     def pick(self) -> Check:
         """The check to run now; combined checktypes run N connects between full checks."""
@@ -335,7 +337,9 @@ class Director:
         for key, pool in layout.pools.items():
             self.pools.setdefault(key, PoolState())
             v = pool.virtual
-            self._mail[key] = MailSettings(v.emailalert, v.smtp, settings.emailalertfrom, v.emailalertstatus)
+            self._mail[key] = MailSettings(
+                v.emailalert, v.smtp, settings.emailalertfrom, v.emailalertstatus, v.emailalertfreq
+            )
             before = old.pools.get(key)
             if before is None or before.service != pool.service or before.virtual != pool.virtual:
                 changed.add(key)
@@ -416,7 +420,32 @@ class Director:
                 except OSError:
                     names = set()
             self.apply_maintenance(names)
+            self._remind_down()
             await asyncio.sleep(every)
+
+    def _remind_down(self) -> None:
+        """``emailalertfreq``: mail again about every real still down after freq seconds."""
+        now = time.monotonic()
+        for key, mail in self._mail.items():
+            if mail.freq <= 0 or not mail.to or key not in self.layout.pools:
+                continue
+            pool = self.layout.pools[key]
+            for sid in pool.slots:
+                rs = self.reals[sid]
+                if rs.track.phase is not Phase.DOWN:
+                    rs.down_since = None
+                    continue
+                if rs.down_since is None:
+                    rs.down_since = rs.last_mailed = now
+                elif now - (rs.last_mailed or now) >= mail.freq:
+                    rs.last_mailed = now
+                    self.events.remind(
+                        mail,
+                        virtual=pool.name,
+                        real=str(rs.slot.dest),
+                        down_for_s=round(now - rs.down_since),
+                        reason=rs.last.reason if rs.last is not None else "",
+                    )
 
     def apply_maintenance(self, names: set[str]) -> None:
         """Force down the reals ``names`` (maintenancedir entries) match; release the others."""

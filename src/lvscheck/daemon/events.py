@@ -39,11 +39,14 @@ _LOUD = frozenset({"guard", "ipvs-error", "reload-failed"})
 class MailSettings:
     """Where alerts for one pool go (ldirectord's emailalert, smtp, emailalertfrom, emailalertstatus)."""
 
-    def __init__(self, to: str, smtp: str | None, sender: str | None, status: tuple[str, ...]) -> None:
+    def __init__(
+        self, to: str, smtp: str | None, sender: str | None, status: tuple[str, ...], freq: int = 0
+    ) -> None:
         self.to = [a.strip().strip('"') for a in to.split(",") if a.strip()]
         self.smtp = smtp or "localhost"
         self.sender = sender or f"lvscheck@{os.uname().nodename}"
         self.status = status
+        self.freq = freq  # emailalertfreq: repeat the "down" mail every freq s while down (0: never)
 
     def allows(self, daemon_state: str) -> bool:
         if not self.to or "none" in self.status:
@@ -77,6 +80,12 @@ class EventSink:
         if mail is not None and event in _MAIL_EVENTS and mail.allows(self.daemon_state):
             self._spawn(asyncio.to_thread(_send_mail, mail, record, self.smtp))
         return record
+
+    def remind(self, mail: MailSettings, **fields: Any) -> None:
+        """ldirectord's ``emailalertfreq`` repeat: the "down" mail again, nothing else."""
+        if mail.allows(self.daemon_state):
+            record = {"time": round(time.time(), 3), "event": "down", "repeat": True, **fields}
+            self._spawn(asyncio.to_thread(_send_mail, mail, record, self.smtp))
 
     def _spawn(self, coro: Any) -> None:
         try:
