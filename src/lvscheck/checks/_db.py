@@ -8,22 +8,27 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lvscheck.errors import OptionError
+from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.model import Option, Outcome
 
 __all__ = [
     "LAG_OPTIONS",
     "PASSWORD_OPTIONS",
+    "REQUEST_OPTIONS",
     "LagRule",
     "lag_outcome",
     "nonempty",
     "parse_role",
     "parse_text_regex",
+    "parse_verdict",
     "read_password",
+    "request_note",
+    "request_options",
+    "short",
     "values_match",
 ]
 
@@ -102,6 +107,49 @@ def values_match(pattern: re.Pattern[str], rows: Iterable[Iterable[Any]]) -> str
     return None
 
 
+# -- request and receive (mysql, pgsql) --------------------------------------------------
+
+REQUEST_OPTIONS: tuple[Option, ...] = (
+    Option("request", "SQL statement; up iff it returns at least one row (default: login only)"),
+    Option(
+        "receive",
+        "regular expression one value of the request's result must match (searched, unanchored)",
+        None,
+        parse_text_regex,
+    ),
+)
+
+
+def request_options(check_name: str, opts: Mapping[str, Any]) -> tuple[str | None, re.Pattern[str] | None]:
+    """``request`` and ``receive`` (``""`` is none of either); receive without request is refused."""
+    request: str | None = opts["request"] or None
+    receive = nonempty(opts["receive"])  # receive="" is no receive
+    if receive is not None and request is None:
+        raise OptionError(
+            f"check type {check_name!r}: receive= needs request= (the query whose result to match)"
+        )
+    return request, receive
+
+
+def request_note(request: str, receive: re.Pattern[str] | None, rows: Sequence[Iterable[Any]]) -> str:
+    """What the ``request`` returned (rows of cells), or CheckFailed: no rows, or no cell matches receive."""
+    if not rows:
+        raise CheckFailed(f"request returned no rows: {short(request)}")
+    counted = f"request returned {len(rows)} row{'s' if len(rows) != 1 else ''}"
+    if receive is None:
+        return counted
+    found = values_match(receive, rows)
+    if found is None:
+        raise CheckFailed(f"{counted}, none with a value matching receive={receive.pattern!r}")
+    return f"{counted}, {short(found)!r} matched receive"
+
+
+def short(text: str, limit: int = 80) -> str:
+    """``text`` on one line, cut to ``limit`` characters (for reasons)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 # -- roles ----------------------------------------------------------------------------
 
 _ROLES = {
@@ -131,7 +179,8 @@ def parse_role(text: str) -> str:
 # -- replication lag -> weight ---------------------------------------------------------
 
 
-def _parse_lagnull(text: str) -> str:
+def parse_verdict(text: str) -> str:
+    """``down``, ``up`` or ``degraded``: what an unclear state counts as (lagnull=, donor=)."""
     value = text.strip().lower()
     if value not in ("down", "up", "degraded"):
         raise ValueError("expected down, up or degraded")
@@ -156,7 +205,7 @@ LAG_OPTIONS: tuple[Option, ...] = (
         "weightmode=lag: verdict when the lag is unknown (replication stopped or broken): "
         "down, up or degraded (weight 1)",
         "down",
-        _parse_lagnull,
+        parse_verdict,
     ),
 )
 

@@ -15,7 +15,6 @@ docs/checks/mysql.md has the options, the exact statements and the weight rules.
 
 from __future__ import annotations
 
-import re
 import ssl
 import struct
 from typing import TYPE_CHECKING, Any
@@ -23,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 from lvscheck.checks._db import (
     LAG_OPTIONS,
     PASSWORD_OPTIONS,
+    REQUEST_OPTIONS,
     LagRule,
     lag_outcome,
-    nonempty,
     parse_role,
-    parse_text_regex,
+    parse_verdict,
     read_password,
-    values_match,
+    request_note,
+    request_options,
 )
 from lvscheck.checks.tls import client_context
 from lvscheck.checktype import Check
@@ -77,13 +77,6 @@ def _parse_sslmode(text: str) -> str:
     return value
 
 
-def _parse_donor(text: str) -> str:
-    value = text.strip().lower()
-    if value not in ("down", "up", "degraded"):
-        raise ValueError("expected down, up or degraded")
-    return value
-
-
 class MysqlCheck(Check):
     name = "mysql"
     requires = ("aiomysql",)
@@ -93,13 +86,7 @@ class MysqlCheck(Check):
         Option("login", "user name to log in as (required, as in ldirectord)"),
         *PASSWORD_OPTIONS,
         Option("database", "default database (schema) to select at login"),
-        Option("request", "SQL statement; up iff it returns at least one row (default: login only)"),
-        Option(
-            "receive",
-            "regular expression one value of the request's result must match (searched, unanchored)",
-            None,
-            parse_text_regex,
-        ),
+        *REQUEST_OPTIONS,
         Option(
             "role", "required role: primary (read_only=OFF), standby (read_only=ON) or any", "any", parse_role
         ),
@@ -121,7 +108,7 @@ class MysqlCheck(Check):
             "donor",
             "weightmode=galera: verdict for a Donor/Desynced node: down, up or degraded (weight 1)",
             "down",
-            _parse_donor,
+            parse_verdict,
         ),
     )
 
@@ -134,12 +121,7 @@ class MysqlCheck(Check):
         if self.password:
             self.secrets = (*self.secrets, self.password)
         self.database: str | None = opts["database"] or None
-        self.request: str | None = opts["request"] or None
-        self.receive: re.Pattern[str] | None = nonempty(opts["receive"])  # receive="" is no receive
-        if self.receive is not None and self.request is None:
-            raise OptionError(
-                f"check type {self.name!r}: receive= needs request= (the query whose result to match)"
-            )
+        self.request, self.receive = request_options(self.name, opts)
         self.role: str = opts["role"]
         self.weightmode: str = opts["weightmode"]
         self.lag_rule = LagRule.from_opts(self.name, opts)
@@ -245,15 +227,7 @@ class MysqlCheck(Check):
     async def _run_request(self, conn: Any) -> str:
         assert self.request is not None
         _, rows = await self._query(conn, self.request)
-        if not rows:
-            raise CheckFailed(f"request returned no rows: {_short(self.request)}")
-        counted = f"request returned {len(rows)} row{'s' if len(rows) != 1 else ''}"
-        if self.receive is None:
-            return counted
-        found = values_match(self.receive, rows)
-        if found is None:
-            raise CheckFailed(f"{counted}, none with a value matching receive={self.receive.pattern!r}")
-        return f"{counted}, {_short(found)!r} matched receive"
+        return request_note(self.request, self.receive, rows)
 
     async def _replica_lag(self, conn: Any) -> tuple[float | None, str]:
         """Seconds behind the source (max over replication channels), or None and why."""
@@ -340,11 +314,6 @@ def _quit(conn: Any) -> None:
         writer.write(_COM_QUIT)
     finally:
         conn.close()  # transport.close(): flushes the 5 bytes, then FIN
-
-
-def _short(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @hookimpl

@@ -12,20 +12,19 @@ docs/checks/pgsql.md has the options, the exact statements and the weight rules.
 
 from __future__ import annotations
 
-import re
 import ssl
 from typing import TYPE_CHECKING, Any
 
 from lvscheck.checks._db import (
     LAG_OPTIONS,
     PASSWORD_OPTIONS,
+    REQUEST_OPTIONS,
     LagRule,
     lag_outcome,
-    nonempty,
     parse_role,
-    parse_text_regex,
     read_password,
-    values_match,
+    request_note,
+    request_options,
 )
 from lvscheck.checks.tls import client_context
 from lvscheck.checktype import Check
@@ -79,13 +78,7 @@ class PgsqlCheck(Check):
         Option("login", "role (user) to log in as (required, as in ldirectord)"),
         *PASSWORD_OPTIONS,
         Option("database", "database to connect to (default: the login name, as libpq does)"),
-        Option("request", "SQL statement; up iff it returns at least one row (default: login only)"),
-        Option(
-            "receive",
-            "regular expression one value of the request's result must match (searched, unanchored)",
-            None,
-            parse_text_regex,
-        ),
+        *REQUEST_OPTIONS,
         Option("role", "required role: primary, standby (pg_is_in_recovery()) or any", "any", parse_role),
         Option("weightmode", "none or lag (standby replay lag -> weight)", "none", _parse_weightmode),
         *LAG_OPTIONS,
@@ -108,12 +101,7 @@ class PgsqlCheck(Check):
         if self.password:
             self.secrets = (*self.secrets, self.password)
         self.database: str = opts["database"] or self.login
-        self.request: str | None = opts["request"] or None
-        self.receive: re.Pattern[str] | None = nonempty(opts["receive"])  # receive="" is no receive
-        if self.receive is not None and self.request is None:
-            raise OptionError(
-                f"check type {self.name!r}: receive= needs request= (the query whose result to match)"
-            )
+        self.request, self.receive = request_options(self.name, opts)
         self.role: str = opts["role"]
         self.weightmode: str = opts["weightmode"]
         self.lag_rule = LagRule.from_opts(self.name, opts)
@@ -215,15 +203,7 @@ class PgsqlCheck(Check):
     async def _run_request(self, conn: Any) -> str:
         assert self.request is not None
         rows = await conn.fetch(self.request)
-        if not rows:
-            raise CheckFailed(f"request returned no rows: {_short(self.request)}")
-        counted = f"request returned {len(rows)} row{'s' if len(rows) != 1 else ''}"
-        if self.receive is None:
-            return counted
-        found = values_match(self.receive, (tuple(r.values()) for r in rows))
-        if found is None:
-            raise CheckFailed(f"{counted}, none with a value matching receive={self.receive.pattern!r}")
-        return f"{counted}, {_short(found)!r} matched receive"
+        return request_note(self.request, self.receive, rows)  # a Record iterates over its values
 
 
 def _failure(exc: Any, *, login: bool) -> CheckFailed:
@@ -233,11 +213,6 @@ def _failure(exc: Any, *, login: bool) -> CheckFailed:
         return CheckFailed(f"authentication failed: {message} (SQLSTATE {state})")
     what = "login failed" if login else "PostgreSQL error"
     return CheckFailed(f"{what}: {message} (SQLSTATE {state})")
-
-
-def _short(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @hookimpl
