@@ -27,7 +27,9 @@ __all__ = [
     "parse_port",
     "parse_regex",
     "parse_seconds",
+    "parse_size",
     "parse_weight",
+    "size_text",
 ]
 
 #: driver package -> the lvscheck extra that installs it
@@ -75,6 +77,21 @@ def parse_regex(text: str) -> re.Pattern[bytes]:
         return re.compile(text.encode("utf-8", "surrogateescape"))
     except re.error as exc:
         raise ValueError(f"not a valid regular expression: {exc}") from None
+
+
+def parse_size(text: str) -> int:
+    """``65536``, ``64k`` or ``1m`` (at most 64 MiB): how much of a reply or body to read."""
+    text = text.strip().lower()
+    factor = {"k": 1024, "m": 1024 * 1024}.get(text[-1:], 1)
+    digits = text[:-1] if factor > 1 else text
+    if not digits.isdigit() or not 0 < int(digits) * factor <= 64 * 1024 * 1024:
+        raise ValueError("expected a size in bytes such as 65536, 64k or 1m (at most 64m)")
+    return int(digits) * factor
+
+
+def size_text(n: int) -> str:
+    """A size from :func:`parse_size` as reasons show it: ``64 KiB`` or ``1000 bytes``."""
+    return f"{n // 1024} KiB" if n % 1024 == 0 else f"{n} bytes"
 
 
 COMMON_OPTIONS: tuple[Option, ...] = (

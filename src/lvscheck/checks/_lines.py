@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lvscheck.checks._db import read_password
+from lvscheck.checktype import parse_size, size_text
 from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
 
@@ -59,20 +60,6 @@ def line_password(check_name: str, opts: Mapping[str, Any]) -> str | None:
             f"check type {check_name!r}: the password holds a line break or NUL, which cannot be sent"
         )
     return password
-
-
-def parse_size(text: str) -> int:
-    """``65536``, ``64k`` or ``1m`` (at most 64 MiB)."""
-    text = text.strip().lower()
-    factor = {"k": 1024, "m": 1024 * 1024}.get(text[-1:], 1)
-    digits = text[:-1] if factor > 1 else text
-    if not digits.isdigit() or not 0 < int(digits) * factor <= 64 * 1024 * 1024:
-        raise ValueError("expected a size in bytes such as 65536, 64k or 1m (at most 64m)")
-    return int(digits) * factor
-
-
-def size_text(n: int) -> str:
-    return f"{n // 1024} KiB" if n % 1024 == 0 else f"{n} bytes"
 
 
 async def read_line(reader: asyncio.StreamReader, probe: Probe) -> bytes:

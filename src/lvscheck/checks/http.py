@@ -26,7 +26,7 @@ import httptools
 
 from lvscheck._version import __version__
 from lvscheck.checks.tls import TLS_OPTIONS, context_from_options
-from lvscheck.checktype import Check, parse_regex, parse_weight
+from lvscheck.checktype import Check, parse_regex, parse_size, parse_weight, size_text
 from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
@@ -77,19 +77,6 @@ def _parse_weightfrom(text: str) -> tuple[str, str]:
     return kind, name
 
 
-def _parse_size(text: str) -> int:
-    text = text.strip().lower()
-    factor = {"k": 1024, "m": 1024 * 1024}.get(text[-1:], 1)
-    digits = text[:-1] if factor > 1 else text
-    if not digits.isdigit() or not 0 < int(digits) * factor <= 64 * 1024 * 1024:
-        raise ValueError("expected a size in bytes such as 65536, 64k or 1m (at most 64m)")
-    return int(digits) * factor
-
-
-def _size_text(n: int) -> str:
-    return f"{n // 1024} KiB" if n % 1024 == 0 else f"{n} bytes"
-
-
 class HttpCheck(Check):
     name = "http"
     summary = "HTTP request; status and a regular expression on the body decide (ldirectord negotiate)"
@@ -101,7 +88,7 @@ class HttpCheck(Check):
         Option("virtualhost", "Host header and TLS server name (default: the real's address)"),
         Option("httpmethod", "GET or HEAD", "GET", _parse_method),
         Option("status", "accepted status codes: 200, 200,204, 200-399 or 2xx", "2xx", _parse_statuses),
-        Option("maxbody", "read at most this much body to search receive in", "64k", _parse_size),
+        Option("maxbody", "read at most this much body to search receive in", "64k", parse_size),
         Option(
             "weightfrom",
             "take the weight from the reply: header:X-LVS-Weight or group:NAME of receive",
@@ -246,7 +233,7 @@ class HttpCheck(Check):
             if match is None:
                 shown = self.receive.pattern.decode("utf-8", "replace")
                 where = (
-                    f"the first {_size_text(self.maxbody)} of the body"
+                    f"the first {size_text(self.maxbody)} of the body"
                     if len(body) >= self.maxbody
                     else f"the body ({len(body)} bytes)"
                 )
