@@ -131,6 +131,15 @@ class HttpCheck(Check):
         host_header = self.server_name if ":" not in self.server_name else f"[{self.server_name}]"
         if vhost is None and self.port != default_port:
             host_header = f"{host_header}:{self.port}"
+        self._setup_reply()
+        self.request = self._build_request(host_header)
+        self.tls_context: ssl.SSLContext | None = None
+        if self.use_tls:
+            self.tls_context = context_from_options(opts)
+
+    def _setup_reply(self) -> None:
+        """The method and how the reply is judged (status, receive, maxbody, weight): http and http_proxy."""
+        opts = self.opts
         self.method: str = opts["httpmethod"]
         self.receive: re.Pattern[bytes] | None = opts["receive"]
         if self.method == "HEAD" and self.receive is not None:
@@ -149,10 +158,6 @@ class HttpCheck(Check):
         self.maxweight: int = opts["maxweight"] if opts["maxweight"] is not None else self.spec.target.weight
         self.statuses: tuple[tuple[int, int], ...] = opts["status"]
         self.maxbody: int = opts["maxbody"]
-        self.request = self._build_request(host_header)
-        self.tls_context: ssl.SSLContext | None = None
-        if self.use_tls:
-            self.tls_context = context_from_options(opts)
 
     def _build_request(self, host_header: str) -> bytes:
         """The request exactly as sent, built and validated once."""

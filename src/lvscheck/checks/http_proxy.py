@@ -54,26 +54,7 @@ class HttpProxyCheck(HttpCheck):
         self.connect_host = self.spec.target.host
         self.server_name = self.connect_host
         self.target_path = url.geturl()
-        self.method = self.opts["httpmethod"]
-        self.receive = self.opts["receive"]
-        if self.method == "HEAD" and self.receive is not None:
-            raise OptionError("httpmethod=HEAD gets no body, so receive= can never match; drop one")
-        weightfrom: tuple[str, str] | None = self.opts["weightfrom"]
-        if (
-            weightfrom
-            and weightfrom[0] == "group"
-            and (self.receive is None or weightfrom[1] not in self.receive.groupindex)
-        ):
-            raise OptionError(
-                f"weightfrom=group:{weightfrom[1]} needs receive= with a named group (?P<{weightfrom[1]}>...)"
-            )
-        self.weightfrom = weightfrom
-        self.minweight = self.opts["minweight"]
-        self.maxweight = (
-            self.opts["maxweight"] if self.opts["maxweight"] is not None else self.spec.target.weight
-        )
-        self.statuses = self.opts["status"]
-        self.maxbody = self.opts["maxbody"]
+        self._setup_reply()
         self.request = self._build_request(url.netloc.rpartition("@")[2])
 
     def describe(self) -> str:
