@@ -22,8 +22,10 @@ __all__ = [
     "MAX_LINE",
     "MAX_LINES",
     "Reply",
+    "line_login",
     "line_password",
     "parse_size",
+    "parse_word",
     "quote_shown",
     "read_coded_reply",
     "read_line",
@@ -60,6 +62,25 @@ def line_password(check_name: str, opts: Mapping[str, Any]) -> str | None:
             f"check type {check_name!r}: the password holds a line break or NUL, which cannot be sent"
         )
     return password
+
+
+def line_login(check_name: str, opts: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``login`` and its password (:func:`line_password`): both or neither (smtp, imap, pop, nntp)."""
+    login: str | None = opts["login"]
+    password = line_password(check_name, opts)
+    if (login is None) != (password is None):
+        raise OptionError(
+            f"check type {check_name!r}: login= needs a password (passwd, passwdfile or passwdenv), "
+            "and a password needs login="
+        )
+    return login, password
+
+
+def parse_word(text: str) -> str:
+    """A value sent on a protocol line as written (a user name, a file name): no line breaks or NUL."""
+    if not text or any(c in text for c in "\r\n\0"):
+        raise ValueError("must not be empty or contain line breaks")
+    return text
 
 
 async def read_line(reader: asyncio.StreamReader, probe: Probe) -> bytes:

@@ -23,6 +23,7 @@ from lvscheck.checks._lines import (
     Reply,
     line_password,
     parse_size,
+    parse_word,
     quote_shown,
     read_coded_reply,
     size_text,
@@ -43,18 +44,12 @@ _PASV = re.compile(rb"(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}
 _EPSV = re.compile(rb"\(([!-~])\1\1(\d{1,5})\1\)")
 
 
-def _parse_word(text: str) -> str:
-    if not text or any(c in text for c in "\r\n\0"):
-        raise ValueError("must not be empty or contain line breaks")
-    return text
-
-
 class FtpCheck(Check):
     name = "ftp"
     summary = "FTP banner, login (anonymous by default), optional RETR of request searched for receive, QUIT"
     default_port = 21
     options = (
-        Option("login", "user name for USER", "anonymous", _parse_word),
+        Option("login", "user name for USER", "anonymous", parse_word),
         *PASSWORD_OPTIONS,
         Option("request", "file to fetch with RETR, sent as written (no file fetched when unset)"),
         Option(
@@ -76,7 +71,7 @@ class FtpCheck(Check):
         self.passwd = passwd
         request: str | None = opts["request"]
         if request is not None:
-            request = _parse_word(request) if request else None
+            request = parse_word(request) if request else None
         self.request = request
         self.receive: re.Pattern[bytes] | None = opts["receive"]
         if self.receive is not None and self.request is None:

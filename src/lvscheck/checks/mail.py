@@ -22,7 +22,7 @@ import re
 import ssl
 
 from lvscheck.checks._db import PASSWORD_OPTIONS
-from lvscheck.checks._lines import MAX_LINE, MAX_LINES, line_password, quote_shown, read_line, shown
+from lvscheck.checks._lines import MAX_LINE, MAX_LINES, line_login, parse_word, quote_shown, read_line, shown
 from lvscheck.checks.tls import TLS_OPTIONS, context_from_options
 from lvscheck.checktype import Check, parse_bool
 from lvscheck.engine.probe import Probe
@@ -34,19 +34,13 @@ from lvscheck.plugins import CheckRegistry
 __all__ = ["ImapCheck", "ImapsCheck", "PopCheck", "PopsCheck"]
 
 
-def _parse_word(text: str) -> str:
-    if not text or any(c in text for c in "\r\n\0"):
-        raise ValueError("must not be empty or contain line breaks")
-    return text
-
-
 class _MailCheck(Check):
     """What IMAP and POP3 share: options, TLS set-up, the connection."""
 
     implicit_tls = False
     protocol = "?"
     options = (
-        Option("login", "user name to log in with (no login when unset; needs passwd)", None, _parse_word),
+        Option("login", "user name to log in with (no login when unset; needs passwd)", None, parse_word),
         *PASSWORD_OPTIONS,
         Option(
             "starttls", "upgrade with STARTTLS/STLS and verify the certificate (yes/no)", "no", parse_bool
@@ -57,13 +51,7 @@ class _MailCheck(Check):
 
     def setup(self) -> None:
         opts = self.opts
-        self.login: str | None = opts["login"]
-        self.passwd: str | None = line_password(self.name, opts)
-        if (self.login is None) != (self.passwd is None):
-            raise OptionError(
-                f"check type {self.name!r}: login= needs a password (passwd, passwdfile or passwdenv), "
-                "and a password needs login="
-            )
+        self.login, self.passwd = line_login(self.name, opts)
         self.starttls: bool = opts["starttls"]
         if self.starttls and self.implicit_tls:
             raise OptionError(

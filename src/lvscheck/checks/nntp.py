@@ -13,10 +13,10 @@ bounded (8 KiB) and one deadline covers it all.
 from __future__ import annotations
 
 from lvscheck.checks._db import PASSWORD_OPTIONS
-from lvscheck.checks._lines import MAX_LINE, line_password, read_coded_reply
+from lvscheck.checks._lines import MAX_LINE, line_login, parse_word, read_coded_reply
 from lvscheck.checktype import Check
 from lvscheck.engine.probe import Probe
-from lvscheck.errors import CheckFailed, OptionError
+from lvscheck.errors import CheckFailed
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
 from lvscheck.plugins import CheckRegistry
@@ -24,29 +24,17 @@ from lvscheck.plugins import CheckRegistry
 __all__ = ["NntpCheck"]
 
 
-def _parse_word(text: str) -> str:
-    if not text or any(c in text for c in "\r\n\0"):
-        raise ValueError("must not be empty or contain line breaks")
-    return text
-
-
 class NntpCheck(Check):
     name = "nntp"
     summary = "NNTP greeting 200/201, optional AUTHINFO USER/PASS, QUIT 205"
     default_port = 119
     options = (
-        Option("login", "user for AUTHINFO USER (no login when unset; needs passwd)", None, _parse_word),
+        Option("login", "user for AUTHINFO USER (no login when unset; needs passwd)", None, parse_word),
         *PASSWORD_OPTIONS,
     )
 
     def setup(self) -> None:
-        self.login: str | None = self.opts["login"]
-        self.passwd: str | None = line_password(self.name, self.opts)
-        if (self.login is None) != (self.passwd is None):
-            raise OptionError(
-                "check type 'nntp': login= needs a password (passwd, passwdfile or passwdenv), "
-                "and a password needs login="
-            )
+        self.login, self.passwd = line_login(self.name, self.opts)
 
     async def probe(self, probe: Probe) -> Outcome:
         reader, writer = await probe.connect(limit=MAX_LINE)

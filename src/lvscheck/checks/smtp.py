@@ -22,11 +22,11 @@ import ssl
 from typing import TYPE_CHECKING
 
 from lvscheck.checks._db import PASSWORD_OPTIONS
-from lvscheck.checks._lines import line_password
+from lvscheck.checks._lines import line_login, parse_word
 from lvscheck.checks.tls import TLS_OPTIONS, context_from_options
 from lvscheck.checktype import Check, parse_bool
 from lvscheck.engine.probe import Probe
-from lvscheck.errors import CheckFailed, OptionError
+from lvscheck.errors import CheckFailed
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
 from lvscheck.plugins import CheckRegistry
@@ -44,12 +44,6 @@ def _parse_helo(text: str) -> str:
     return text
 
 
-def _parse_word(text: str) -> str:
-    if not text or any(c in text for c in "\r\n\0"):
-        raise ValueError("must not be empty or contain line breaks")
-    return text
-
-
 class SmtpCheck(Check):
     name = "smtp"
     requires = ("aiosmtplib",)
@@ -58,7 +52,7 @@ class SmtpCheck(Check):
     options = (
         Option("helo", "name sent with EHLO/HELO", "localhost", _parse_helo),
         Option("starttls", "require STARTTLS and a verified certificate (yes/no)", "no", parse_bool),
-        Option("login", "user name for AUTH (no AUTH when unset; needs passwd)", None, _parse_word),
+        Option("login", "user name for AUTH (no AUTH when unset; needs passwd)", None, parse_word),
         *PASSWORD_OPTIONS,
         Option("servername", "name to verify in the server certificate and send as SNI (default: the host)"),
         *TLS_OPTIONS,
@@ -68,13 +62,7 @@ class SmtpCheck(Check):
         opts = self.opts
         self.helo: str = opts["helo"]
         self.starttls: bool = opts["starttls"]
-        self.login: str | None = opts["login"]
-        self.passwd: str | None = line_password(self.name, opts)
-        if (self.login is None) != (self.passwd is None):
-            raise OptionError(
-                f"check type {self.name!r}: login= needs a password (passwd, passwdfile or passwdenv), "
-                "and a password needs login="
-            )
+        self.login, self.passwd = line_login(self.name, opts)
         self.server_name: str = opts["servername"] or self.spec.target.host
         self.tls_context: ssl.SSLContext | None = None
         if self.starttls:
