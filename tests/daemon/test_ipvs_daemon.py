@@ -228,6 +228,15 @@ def test_real_goes_down_and_comes_back_on_the_datapath(daemon: Daemon, net: dict
 
 
 def test_kill_9_and_restart_never_drains_a_healthy_real(daemon: Daemon) -> None:
+    # The fixture waits for the first virtual only: let the second one's reals rise too, so
+    # every real is healthy in the kernel before the kill.
+    wait(
+        lambda: all(
+            w > 0 for vip in ("10.0.1.1:80", "10.0.1.2:80") for w in table().get(vip, {"": 0}).values()
+        ),
+        20,
+        "every real of both virtuals up",
+    )
     samples: list[dict[str, dict[str, int]]] = []
     stop = threading.Event()
 
