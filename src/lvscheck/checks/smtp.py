@@ -21,7 +21,7 @@ import socket
 import ssl
 from typing import TYPE_CHECKING
 
-from lvscheck.checks._db import PASSWORD_OPTIONS
+from lvscheck.checks._db import PASSWORD_OPTIONS, short
 from lvscheck.checks._lines import line_login, parse_word
 from lvscheck.checks.tls import TLS_OPTIONS, context_from_options
 from lvscheck.checktype import Check, parse_bool
@@ -91,8 +91,10 @@ class SmtpCheck(Check):
             return await self._dialogue(client, probe)
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code < 0:  # aiosmtplib's own verdict: malformed line, reply too long
-                raise CheckFailed(f"not a valid SMTP reply {probe.phase}: {_one_line(exc.message)}") from None
-            raise CheckFailed(f"{_what(probe)}: {exc.code} {_one_line(exc.message)}") from None
+                raise CheckFailed(
+                    f"not a valid SMTP reply {probe.phase}: {short(exc.message, 120)}"
+                ) from None
+            raise CheckFailed(f"{_what(probe)}: {exc.code} {short(exc.message, 120)}") from None
         except aiosmtplib.SMTPServerDisconnected:
             raise CheckFailed(f"connection closed by the server {probe.phase}") from None
         except aiosmtplib.SMTPConnectError as exc:
@@ -128,7 +130,7 @@ class SmtpCheck(Check):
             try:
                 await client.login(self.login, self.passwd)
             except aiosmtplib.SMTPAuthenticationError as exc:
-                raise CheckFailed(f"login failed: {exc.code} {_one_line(exc.message)}") from None
+                raise CheckFailed(f"login failed: {exc.code} {short(exc.message, 120)}") from None
             steps.append(f"AUTH as {self.login}")
         probe.phase = "waiting for the reply to QUIT"
         await client.quit()
@@ -176,11 +178,6 @@ def _what(probe: Probe) -> str:
     if phase == "waiting for the banner":
         return "SMTP banner is not 220"
     return f"SMTP error {phase}"
-
-
-def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 class SubmissionCheck(SmtpCheck):
