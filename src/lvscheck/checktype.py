@@ -10,7 +10,7 @@ long-running director reuses the prepared check for every round.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from lvscheck.errors import OptionError, UsageError
@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Check",
     "parse_bool",
+    "parse_choice",
     "parse_port",
     "parse_regex",
     "parse_seconds",
@@ -69,6 +70,22 @@ def parse_bool(text: str) -> bool:
     if lowered in ("no", "false", "off", "0"):
         return False
     raise ValueError("expected yes or no")
+
+
+def parse_choice(*words: str) -> Callable[[str], str]:
+    """A parser for one of ``words`` (lowercase; any case and blanks around accepted).
+
+    ``parse_choice("udp", "tcp")`` refuses anything else with "expected udp or tcp".
+    """
+    expected = f"expected {', '.join(words[:-1])} or {words[-1]}"
+
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in words:
+            raise ValueError(expected)
+        return value
+
+    return parse
 
 
 def parse_regex(text: str) -> re.Pattern[bytes]:

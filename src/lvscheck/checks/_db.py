@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lvscheck.checktype import parse_choice
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.model import Option, Outcome
 
@@ -179,12 +180,8 @@ def parse_role(text: str) -> str:
 # -- replication lag -> weight ---------------------------------------------------------
 
 
-def parse_verdict(text: str) -> str:
-    """``down``, ``up`` or ``degraded``: what an unclear state counts as (lagnull=, donor=)."""
-    value = text.strip().lower()
-    if value not in ("down", "up", "degraded"):
-        raise ValueError("expected down, up or degraded")
-    return value
+#: ``down``, ``up`` or ``degraded``: what an unclear state counts as (lagnull=, donor=).
+parse_verdict = parse_choice("down", "up", "degraded")
 
 
 def _parse_lag(text: str) -> float:

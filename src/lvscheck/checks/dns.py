@@ -18,7 +18,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from lvscheck.checks._udp import exchange
-from lvscheck.checktype import Check, parse_regex
+from lvscheck.checktype import Check, parse_choice, parse_regex
 from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
@@ -31,11 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["DnsCheck"]
 
 
-def _parse_protocol(text: str) -> str:
-    value = text.strip().lower()
-    if value not in ("udp", "tcp"):
-        raise ValueError("expected udp or tcp")
-    return value
+_parse_protocol = parse_choice("udp", "tcp")
 
 
 class DnsCheck(Check):

@@ -32,7 +32,7 @@ from lvscheck.checks._db import (
     request_options,
 )
 from lvscheck.checks.tls import client_context
-from lvscheck.checktype import Check
+from lvscheck.checktype import Check, parse_choice
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
@@ -63,18 +63,8 @@ _GARBAGE = (struct.error, IndexError, KeyError, ValueError, UnicodeError)
 _NOT_A_REPLICA = "not a replica (replica status is empty): no replication lag"
 
 
-def _parse_weightmode(text: str) -> str:
-    value = text.strip().lower()
-    if value not in ("none", "lag", "galera"):
-        raise ValueError("expected none, lag or galera")
-    return value
-
-
-def _parse_sslmode(text: str) -> str:
-    value = text.strip().lower()
-    if value not in ("disable", "require", "verify-full"):
-        raise ValueError("expected disable, require or verify-full")
-    return value
+_parse_weightmode = parse_choice("none", "lag", "galera")
+_parse_sslmode = parse_choice("disable", "require", "verify-full")
 
 
 class MysqlCheck(Check):

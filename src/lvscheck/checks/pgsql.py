@@ -27,7 +27,7 @@ from lvscheck.checks._db import (
     request_options,
 )
 from lvscheck.checks.tls import client_context
-from lvscheck.checktype import Check
+from lvscheck.checktype import Check, parse_choice
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
@@ -55,18 +55,8 @@ SELECT pg_is_in_recovery() AS standby,
 _AUTH_STATES = frozenset({"28P01", "28000"})  # invalid_password, invalid_authorization_specification
 
 
-def _parse_weightmode(text: str) -> str:
-    value = text.strip().lower()
-    if value not in ("none", "lag"):
-        raise ValueError("expected none or lag")
-    return value
-
-
-def _parse_sslmode(text: str) -> str:
-    value = text.strip().lower()
-    if value not in ("disable", "prefer", "require", "verify-full"):
-        raise ValueError("expected disable, prefer, require or verify-full")
-    return value
+_parse_weightmode = parse_choice("none", "lag")
+_parse_sslmode = parse_choice("disable", "prefer", "require", "verify-full")
 
 
 class PgsqlCheck(Check):

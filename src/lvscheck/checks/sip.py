@@ -30,7 +30,7 @@ import re
 
 from lvscheck import __version__
 from lvscheck.checks._udp import exchange
-from lvscheck.checktype import Check
+from lvscheck.checktype import Check, parse_choice
 from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
@@ -43,11 +43,7 @@ MAX_HEADER = 16 * 1024
 _STATUS = re.compile(rb"SIP/2\.0 ([1-6]\d\d) ([^\r\n]*)\r?\n")
 
 
-def _parse_protocol(text: str) -> str:
-    value = text.strip().lower()
-    if value not in ("udp", "tcp"):
-        raise ValueError("expected udp or tcp")
-    return value
+_parse_protocol = parse_choice("udp", "tcp")
 
 
 def _parse_statuses(text: str) -> tuple[tuple[int, int], ...]:
