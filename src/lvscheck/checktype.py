@@ -211,6 +211,14 @@ class Check:
                     f"installed: pip install 'lvscheck[{extra}]'"
                 )
 
+    def keep_secret(self, *values: str | None) -> None:
+        """Hide ``values`` (a password read from a file or the environment) in every reason.
+
+        Options declared ``secret=True`` are hidden already; call this for a secret a check
+        obtains another way, in ``setup()``.
+        """
+        self.secrets = (*self.secrets, *(v for v in values if v))
+
     def setup(self) -> None:
         """Validate option combinations and build reusable state (TLS contexts, ...).
 

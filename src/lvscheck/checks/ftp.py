@@ -62,6 +62,7 @@ class FtpCheck(Check):
         opts = self.opts
         self.login: str = opts["login"]
         passwd = line_password(self.name, opts)
+        self.keep_secret(passwd)
         if passwd is None:
             if self.login.lower() not in ("anonymous", "ftp"):
                 raise OptionError(

@@ -127,7 +127,7 @@ class LdapCheck(Check):
         login: str | None = opts["login"] or None
         password = read_password(self.name, opts)
         if password:
-            self.secrets = (*self.secrets, password)
+            self.keep_secret(password)
         # ldirectord binds as login only when login and passwd are both set, else anonymously.
         # (A DN with an empty password would be an unauthenticated bind, which proves nothing.)
         self.login: str | None = login if login and password else None

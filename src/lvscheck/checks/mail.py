@@ -52,6 +52,7 @@ class _MailCheck(Check):
     def setup(self) -> None:
         opts = self.opts
         self.login, self.passwd = line_login(self.name, opts)
+        self.keep_secret(self.passwd)
         self.starttls: bool = opts["starttls"]
         if self.starttls and self.implicit_tls:
             raise OptionError(

@@ -109,7 +109,7 @@ class MysqlCheck(Check):
             raise OptionError(f"check type {self.name!r} needs login=USER (the account to log in as)")
         self.password = read_password(self.name, opts)
         if self.password:
-            self.secrets = (*self.secrets, self.password)
+            self.keep_secret(self.password)
         self.database: str | None = opts["database"] or None
         self.request, self.receive = request_options(self.name, opts)
         self.role: str = opts["role"]

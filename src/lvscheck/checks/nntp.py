@@ -35,6 +35,7 @@ class NntpCheck(Check):
 
     def setup(self) -> None:
         self.login, self.passwd = line_login(self.name, self.opts)
+        self.keep_secret(self.passwd)
 
     async def probe(self, probe: Probe) -> Outcome:
         reader, writer = await probe.connect(limit=MAX_LINE)

@@ -89,7 +89,7 @@ class PgsqlCheck(Check):
             raise OptionError(f"check type {self.name!r} needs login=USER (the role to log in as)")
         self.password = read_password(self.name, opts)
         if self.password:
-            self.secrets = (*self.secrets, self.password)
+            self.keep_secret(self.password)
         self.database: str = opts["database"] or self.login
         self.request, self.receive = request_options(self.name, opts)
         self.role: str = opts["role"]

@@ -183,7 +183,9 @@ class RadiusCheck(Check):
             )
         self.secret = secret.encode()
         self.login = str(self.opts["login"]).encode()
-        self.password = (read_password(self.name, self.opts) or "").encode()
+        password = read_password(self.name, self.opts)
+        self.keep_secret(secret, password)
+        self.password = (password or "").encode()
         if not 1 <= len(self.login) <= 253:
             raise OptionError("login= must be 1..253 bytes for RADIUS")
         if len(self.password) > 128:

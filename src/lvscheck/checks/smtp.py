@@ -63,6 +63,7 @@ class SmtpCheck(Check):
         self.helo: str = opts["helo"]
         self.starttls: bool = opts["starttls"]
         self.login, self.passwd = line_login(self.name, opts)
+        self.keep_secret(self.passwd)
         self.server_name: str = opts["servername"] or self.spec.target.host
         self.tls_context: ssl.SSLContext | None = None
         if self.starttls:

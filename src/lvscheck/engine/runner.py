@@ -155,4 +155,3 @@ def scrub(text: str, secret: str) -> str:
     import re
 
     return re.sub(rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])", "***", text)
-
