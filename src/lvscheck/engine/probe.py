@@ -10,7 +10,6 @@ waiting for the response body").
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from typing import Any, cast
 
@@ -64,10 +63,7 @@ class Probe:
                 raise CheckFailed(
                     f"connect to {_hostport(host, port)} timed out after {self.connect_timeout:g} s"
                 ) from None
-        self._closeables.append(writer)
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._closeables.append(writer)  # (asyncio's TCP transports already set TCP_NODELAY)
         if tls is not None:
             self.phase = "in the TLS handshake"
             await writer.start_tls(tls, server_hostname=server_hostname or host)
