@@ -22,8 +22,9 @@ TMP=$(mktemp -d)
 trap 'kill "$NGINX_PID" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$TMP"' EXIT
 # nginx from the test peer module, in the background, writing its port to a file
 "$PY" - "$TMP" <<'EOF' &
-import sys, time
+import signal, sys, time
 from pathlib import Path
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # leave the with-block: nginx is stopped
 sys.path.insert(0, ".")
 from tests.peers.nginx import start_nginx
 with start_nginx(Path(sys.argv[1]) / "nginx") as ng:
