@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 __all__ = ["Limits"]
 
@@ -13,7 +11,7 @@ class Limits:
     """At most ``total`` checks at once, and at most ``per_host`` against one host.
 
     :meth:`acquire`/:meth:`release` are the engine's hot path (no context-manager
-    generator per check); :meth:`slot` wraps them for other callers.  A host's
+    generator per check).  A host's
     entry is dropped when its last check ends, so the table does not grow with
     the number of hosts ever checked.
     """
@@ -55,14 +53,6 @@ class Limits:
         users[0] -= 1
         if users[0] == 0:
             del self._hosts[host]
-
-    @asynccontextmanager
-    async def slot(self, host: str) -> AsyncIterator[None]:
-        await self.acquire(host)
-        try:
-            yield
-        finally:
-            self.release(host)
 
     @property
     def hosts_tracked(self) -> int:
