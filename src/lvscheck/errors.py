@@ -57,12 +57,15 @@ class ConfigError(UsageError):
     """A configuration file that cannot be used.
 
     ``problems`` holds every problem found (``file:line: message``), so an
-    operator sees them all at once instead of one per run.
+    operator sees them all at once instead of one per run; ``warnings`` the
+    warnings found in the same pass.
     """
 
-    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, problems: tuple[str, ...] = (), warnings: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.problems = problems or (message,)
+        #: warnings found in the same pass (shown beside the errors, so none is hidden)
+        self.warnings = warnings
 
 
 class PluginError(LvscheckError):

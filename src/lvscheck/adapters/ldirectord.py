@@ -132,10 +132,10 @@ def check_once(config_path: str, args: list[str], started: float) -> tuple[int, 
     """Run the check for ``VIP VPORT RIP RPORT`` in this process: ``(exit status, reason)``."""
     import asyncio
 
-    from lvscheck.config import load_config
+    from lvscheck.config.prepare import read
 
     try:
-        config = load_config(config_path)
+        config = read(config_path).config  # the one road: refused here iff the daemon refuses it
         spec, label = spec_for(config, args, time.time() - started)
         if spec is None:
             return 0, ""
@@ -187,10 +187,10 @@ class _Server:
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
         cached = self.configs.get(path)
         if cached is None or cached[0] != key:
-            from lvscheck.config import load_config
+            from lvscheck.config.prepare import read
 
             try:
-                loaded: Config | ConfigError = load_config(path)
+                loaded: Config | ConfigError = read(path).config  # the one road, as the daemon
             except ConfigError as exc:
                 loaded = exc
             self.configs[path] = (key, loaded)

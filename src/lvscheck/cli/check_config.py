@@ -1,8 +1,9 @@
 """``lvscheck check-config FILE``: validate an ldirectord.cf like ``nginx -t``.
 
-Reads the file with every rule ldirectord applies, then prepares every check
-(so option values and ``#lvscheck:`` settings are validated by the check types
-themselves).  Prints all errors and exits 1, or a summary and exits 0.
+Takes the one road every command takes (:mod:`lvscheck.config.prepare`): every
+rule ldirectord applies, every check prepared by its check type, the pools laid
+out.  Prints every warning and error of the file in one pass and exits 1, or a
+summary and exits 0.  ``lvscheck daemon --check`` gives the same verdict.
 """
 
 from __future__ import annotations
@@ -29,19 +30,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _summary(config: Any, prepared: list[Any]) -> dict[str, Any]:
-    from lvscheck.config import plans
-
+def _summary(prepared: Any) -> dict[str, Any]:
     kinds: Counter[str] = Counter()
-    for plan in plans(config):
-        if plan.spec is not None:
+    managed = {id(slot.plan) for slot in prepared.layout.slots.values()}
+    for p in prepared.plans:
+        plan = p.plan
+        if id(plan) not in managed:
+            kinds["not managed"] += 1
+        elif plan.spec is not None:
             kinds[plan.spec.check] += 1
-        elif plan.unsupported:
-            kinds["unsupported"] += 1
         elif plan.fixed is not None:
             kinds[f"none ({plan.fixed.value})"] += 1
     virtuals = []
-    for v in config.virtuals:
+    for v in prepared.config.virtuals:
+        pool = prepared.layout.pools[v.key]
         virtuals.append(
             {
                 "line": v.line,
@@ -50,31 +52,27 @@ def _summary(config: Any, prepared: list[Any]) -> dict[str, Any]:
                 "scheduler": v.scheduler,
                 "service": v.service,
                 "checktype": v.checktype if v.combined is None else str(v.combined),
-                "reals": len(v.reals),
+                "reals": len(pool.slots),
                 "quiescent": v.quiescent,
             }
         )
-    return {"virtuals": virtuals, "reals": config.reals, "checks": dict(sorted(kinds.items()))}
+    return {"virtuals": virtuals, "reals": prepared.layout.reals, "checks": dict(sorted(kinds.items()))}
 
 
 def command_check_config(args: argparse.Namespace) -> int:
-    from lvscheck.config import load_config
+    """The verdict of the one road (:func:`lvscheck.config.prepare.read`): the daemon's verdict."""
+    from lvscheck.config.prepare import read
 
     path: str = args.file
-    warnings: list[str] = []
     try:
-        config = load_config(path)
-        warnings = [str(w) for w in config.warnings]
-        prepared: list[Any] = []
-        if not args.syntax_only:
-            from lvscheck.config.prepare import prepare
-
-            prepared, more = prepare(config)
-            warnings += [str(w) for w in more]
+        prepared = read(path, syntax_only=args.syntax_only)
     except ConfigError as exc:
+        warnings = list(exc.warnings)
         if args.json:
             print(json.dumps({"file": path, "ok": False, "errors": list(exc.problems), "warnings": warnings}))
         else:
+            for warning in warnings:
+                print(f"lvscheck: [warn] {warning}", file=sys.stderr)
             for problem in exc.problems:
                 print(f"lvscheck: [error] {problem}", file=sys.stderr)
             count = len(exc.problems)
@@ -83,7 +81,8 @@ def command_check_config(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return 1
-    summary = _summary(config, prepared)
+    warnings = [str(w) for w in prepared.warnings]
+    summary = _summary(prepared)
     if args.json:
         print(json.dumps({"file": path, "ok": True, "errors": [], "warnings": warnings, **summary}))
         return 0

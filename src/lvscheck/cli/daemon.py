@@ -61,6 +61,11 @@ def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentPars
         help="event loop: uvloop (pip install 'lvscheck[daemon]') costs less CPU per check",
     )
     daemon.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    daemon.add_argument(
+        "--logfile",
+        metavar="PATH|FACILITY|none",
+        help="log also here, overriding the config's logfile= (default: the config's, as ldirectord)",
+    )
     status.add_argument("--control", default=DEFAULT_CONTROL, metavar="PATH", help="the daemon's socket")
     status.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
     status.add_argument("--reload", action="store_true", help="ask the daemon to reload its config")
@@ -90,6 +95,8 @@ def command_daemon(args: argparse.Namespace) -> int:
         except AdapterError as exc:
             print(f"lvscheck daemon: {exc}", file=sys.stderr)
             return 1
+    from lvscheck.daemon.logfile import LogTarget
+
     director = Director(
         args.config,
         backend,
@@ -97,21 +104,19 @@ def command_daemon(args: argparse.Namespace) -> int:
         events=EventSink(args.event_log, args.notify_command, smtp=args.smtp),
         options=DirectorOptions(reconcile=args.reconcile, behind=args.behind),
         notify=notify,
+        logfile=LogTarget(args.logfile),
     )
     try:
-        director.load_initial()
+        director.load_initial()  # the one road: the same verdict as `lvscheck check-config`
     except ConfigError as exc:
+        for warning in exc.warnings:
+            print(f"lvscheck daemon: [warn] {warning}", file=sys.stderr)
         for problem in exc.problems:
-            print(f"lvscheck daemon: {problem}", file=sys.stderr)
+            print(f"lvscheck daemon: [error] {problem}", file=sys.stderr)
         return 3
     if args.check:
-        pools = director._pending_layout[0].pools
-        reals = sum(len(p.slots) for p in pools.values())
-        print(f"{args.config}: ok: {len(pools)} virtual services, {reals} real servers")
-        for warning in getattr(director.config, "warnings", ()):
-            print(f"{warning}", file=sys.stderr)
-        for text in director._pending_layout[0].warnings:
-            print(text, file=sys.stderr)
+        layout = director.prepared.layout
+        print(f"{args.config}: ok: {len(layout.pools)} virtual services, {layout.reals} real servers")
         return 0
     if args.pid_file:
         with open(args.pid_file, "w") as fh:
@@ -182,6 +187,15 @@ def command_status(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"lvscheck status: no daemon answers on {args.control}: {exc}", file=sys.stderr)
         return 3
+    if args.reload and not args.json:
+        if answer.get("reloaded"):
+            print(f"lvscheck status: {answer.get('config', 'the config')} reloaded")
+            return 0
+        problems = answer.get("problems") or [answer.get("error", "refused")]
+        print("lvscheck status: reload refused, the running config stays:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
     if args.json or args.reload:
         print(json.dumps(answer, indent=2, default=str))
         return 0 if not args.reload or answer.get("reloaded") else 1

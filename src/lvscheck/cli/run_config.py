@@ -9,8 +9,12 @@ apply).  On a terminal a progress line is kept on stderr; then a table
 Reals that ldirectord never checks (``checktype=on``/``off``, ``service=none``)
 are listed with check ``-`` and the state ldirectord would give them;
 ``checktype=combined N`` runs its negotiate check (the first check of a cycle
-always is).  A check lvscheck cannot run (``external-perl``) is listed as
-``skipped`` and does not count towards the exit status.
+always is).  A check lvscheck cannot run (``external-perl``) and a duplicate
+real are listed as ``skipped`` (weight ``-``) and do not count towards the exit
+status; a real held by a ``maintenancedir`` entry is down and not checked, as
+the daemon treats it.  The file is read by the one road
+(:mod:`lvscheck.config.prepare`), so it is refused exactly when the daemon would
+refuse it.
 """
 
 from __future__ import annotations
@@ -71,33 +75,37 @@ class _Progress:
 
 
 def command_run_config(args: argparse.Namespace) -> int:
-    from lvscheck.config import load_config
-    from lvscheck.config.prepare import prepare
+    from lvscheck.config.prepare import read
 
     try:
-        config = load_config(args.config)
-        prepared, warnings = prepare(config)
+        prepared = read(args.config)  # the one road: refused here iff check-config and the daemon refuse it
     except ConfigError as exc:
+        for warning in exc.warnings:
+            print(f"lvscheck: [warn] {warning}", file=sys.stderr)
         for problem in exc.problems:
             print(f"lvscheck: [error] {problem}", file=sys.stderr)
         return EXIT_UNKNOWN
-    all_warnings = (*config.warnings, *warnings)
-    if all_warnings and getattr(args, "verbose", False):
-        for warning in all_warnings:
-            print(f"lvscheck: [warn] {warning}", file=sys.stderr)
-    elif all_warnings:
-        count = len(all_warnings)
+    warnings = prepared.warnings
+    if warnings and getattr(args, "verbose", False):
+        for item in warnings:
+            print(f"lvscheck: [warn] {item}", file=sys.stderr)
+    elif warnings:
+        count = len(warnings)
         print(
             f"lvscheck: {count} warning{'s' if count != 1 else ''} about {args.config} "
             f"(`lvscheck check-config {args.config}` lists them)",
             file=sys.stderr,
         )
-    from lvscheck.engine import Engine
+    from lvscheck.daemon.actions import list_maintenancedir
 
-    to_run = [p.check for p in prepared if p.check is not None]
+    held = _maintenance(prepared, list_maintenancedir(prepared.config.settings.maintenancedir))
+    managed = {id(slot.plan): sid for sid, slot in prepared.layout.slots.items()}
+    to_run = [p.check for p in prepared.plans if p.check is not None and _runs(p, managed, held)]
     progress = _Progress(len(to_run))
 
     async def round_() -> list[Any]:
+        from lvscheck.engine import Engine
+
         engine = Engine(on_result=progress)
         return await engine.run_many(to_run)
 
@@ -105,15 +113,53 @@ def command_run_config(args: argparse.Namespace) -> int:
         results = asyncio.run(round_()) if to_run else []
     finally:
         progress.close()
-    by_check = iter(results)
+    rows, codes = _rows(prepared, iter(results), managed, held)
+    if args.json:
+        print(json.dumps(rows, sort_keys=True, default=str))
+    elif rows:
+        print(render_table(rows))
+    else:
+        print(f"lvscheck: {args.config} has no real servers")
+    sys.stdout.flush()
+    return max(codes, default=0)
+
+
+def _maintenance(prepared: Any, names: set[str]) -> dict[str, str]:
+    from lvscheck.daemon.actions import maintenance_matches
+
+    return maintenance_matches({sid: slot.dest for sid, slot in prepared.layout.slots.items()}, names)
+
+
+def _runs(p: Any, managed: dict[int, str], held: dict[str, str]) -> bool:
+    sid = managed.get(id(p.plan))
+    return sid is not None and sid not in held
+
+
+_NAGIOS = {"up": 0, "degraded": 1, "down": 2}
+
+
+def _rows(
+    prepared: Any, results: Any, managed: dict[int, str], held: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[int]]:
     rows: list[dict[str, Any]] = []
     codes: list[int] = []
-    nagios = {"up": 0, "degraded": 1, "down": 2}
-    for p in prepared:
+    for p in prepared.plans:
         plan = p.plan
-        row: dict[str, Any] = {"virtual": plan.virtual.name, "real": plan.real.address}
-        if p.check is not None:
-            result = next(by_check)
+        row: dict[str, Any] = {"virtual": plan.virtual.name, "real": plan.real.address, "latency_ms": None}
+        sid = managed.get(id(plan))
+        if sid is None:
+            why = plan.unsupported or "a duplicate of an earlier real= of this virtual (not managed)"
+            row |= {"check": "-", "state": "skipped", "weight": "-", "reason": why}
+        elif sid in held:
+            row |= {
+                "check": "-",
+                "state": "down",
+                "weight": 0,
+                "reason": f"in maintenance ({held[sid]} in maintenancedir): not checked",
+            }
+            codes.append(_NAGIOS["down"])
+        elif p.check is not None:
+            result = next(results)
             row |= {
                 "check": result.check,
                 "state": result.state.value,
@@ -123,33 +169,17 @@ def command_run_config(args: argparse.Namespace) -> int:
             }
             if result.details:
                 row["details"] = dict(result.details)
-            codes.append(nagios[result.state.value])
-        elif plan.fixed is not None:
-            state = plan.fixed.value
+            codes.append(_NAGIOS[result.state.value])
+        else:
+            state = plan.fixed.value if plan.fixed is not None else "up"
             kind = plan.virtual.checktype
             why = f"checktype={kind}" if kind in ("on", "off") else "service=none"
             row |= {
                 "check": "-",
                 "state": state,
                 "weight": plan.real.weight if state == "up" else 0,
-                "latency_ms": None,
                 "reason": f"not checked ({why}): ldirectord counts it {state}",
             }
-            codes.append(nagios[state])
-        else:
-            row |= {
-                "check": "-",
-                "state": "skipped",
-                "weight": None,
-                "latency_ms": None,
-                "reason": plan.unsupported or "not checked",
-            }
+            codes.append(_NAGIOS[state])
         rows.append(row)
-    if args.json:
-        print(json.dumps(rows, sort_keys=True, default=str))
-    elif rows:
-        print(render_table(rows))
-    else:
-        print(f"lvscheck: {args.config} has no real servers")
-    sys.stdout.flush()
-    return max(codes, default=0)
+    return rows, codes

@@ -733,6 +733,18 @@ def _lv_value(report: Report, line: int, key: str, value: str) -> Any:
 
 def parse(text: str, source: str) -> Config:
     """Parse ``text`` (named ``source`` in messages) into a :class:`Config` or raise ConfigError."""
+    config, report = parse_partial(text, source)
+    report.raise_if_errors()
+    return config
+
+
+def parse_partial(text: str, source: str) -> tuple[Config, Report]:
+    """Parse ``text`` as far as it goes: the model of what is valid, and every problem found.
+
+    The model leaves out what has errors (a virtual whose header is bad, a real that
+    does not parse); :mod:`lvscheck.config.prepare` goes on with it so one run reports
+    every problem of a file (syntax, values, check options, duplicates) at once.
+    """
     from lvscheck.config.resolve import build
 
     report = Report(source)
@@ -750,12 +762,11 @@ def parse(text: str, source: str) -> Config:
                 "an indented #lvscheck: line outside a virtual block (a blank line ends a block); "
                 "write it at column 0 for settings of every virtual",
             )
-    config = build(raw, report)
-    report.raise_if_errors()
-    return config
+    return build(raw, report), report
 
 
-def load(path: str) -> Config:
+def read_text(path: str) -> str:
+    """The text of the file at ``path``; ConfigError when it cannot be read or is binary."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -763,4 +774,8 @@ def load(path: str) -> Config:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if b"\0" in data:
         raise ConfigError(f"{path}: a binary file, not an ldirectord.cf")
-    return parse(data.decode("utf-8", "surrogateescape"), path)
+    return data.decode("utf-8", "surrogateescape")
+
+
+def load(path: str) -> Config:
+    return parse(read_text(path), path)

@@ -74,8 +74,21 @@ def build(raw: RawConfig, report: Report) -> Config:
     )
 
 
+#: Global directives lvscheck reads but does not act on, and why (a warning at their line).
+UNSUPPORTED_GLOBALS = {
+    "fork": "lvscheck checks every virtual concurrently in one process; fork=yes is not needed "
+    "and is ignored",
+    "supervised": "lvscheck always runs in the foreground under its service manager; ignored",
+    "execute": "lvscheck runs one config per daemon; start another `lvscheck daemon --config` for "
+    "this one (not started by this daemon)",
+}
+
+
 def _settings(raw: RawConfig, report: Report) -> Settings:
     v = raw.values
+    for key, why in UNSUPPORTED_GLOBALS.items():
+        if v.get(key):
+            report.warn(raw.lines.get(key, 0), key, f"not supported by lvscheck: {why}")
     fallbacks: dict[str, Fallback | None] = {}
     for key, ipv6 in (("fallback", False), ("fallback6", True)):
         rf: RawFallback | None = v.get(key)

@@ -39,7 +39,13 @@ async def serve_control(director: Director, path: str) -> asyncio.Server:
             if line == "status":
                 answer = director.status()
             elif line == "reload":
-                answer = {"reloaded": await director.reload("control socket")}
+                ok = await director.reload("control socket")
+                last = director.counters.last_reload or {}
+                answer = {
+                    "reloaded": ok,
+                    "config": director.config_path,
+                    "problems": last.get("problems", []),
+                }
             else:
                 answer = {"error": f"unknown request {line!r}: status or reload"}
             writer.write(json.dumps(answer, default=str).encode() + b"\n")

@@ -17,7 +17,7 @@ def _esc(value: str) -> str:
 
 
 def render_metrics(director: Director) -> str:
-    from lvscheck.daemon.director import LATENCY_BOUNDS
+    from lvscheck.daemon.status import LATENCY_BOUNDS
 
     c = director.counters
     out: list[str] = []

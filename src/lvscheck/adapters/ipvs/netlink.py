@@ -322,10 +322,10 @@ def _service_attrs(service: Service, full: bool) -> dict[str, Any]:
             ("IPVS_SVC_ATTR_PORT", key.port),
         ]
     if full:
-        if service.netmask is not None:
-            netmask = service.netmask
-        else:
-            netmask = "255.255.255.255" if key.af == socket.AF_INET else _v6_netmask(128)
+        if key.af == socket.AF_INET:
+            netmask = service.netmask or "255.255.255.255"
+        else:  # IPv6: the model holds a prefix length ("64"), as ipvsadm -M 64
+            netmask = _v6_netmask(int(service.netmask or 128))
         attrs += [
             ("IPVS_SVC_ATTR_SCHED_NAME", service.scheduler),
             ("IPVS_SVC_ATTR_FLAGS", {"flags": service.flags, "mask": 0xFFFFFFFF}),
@@ -397,7 +397,11 @@ def _decode_service(nested: bytes) -> Service:
         port = _BE16.unpack_from(a[4])[0] if 4 in a else 0
         key = ServiceKey(af, proto, _addr(a.get(3), af), port)
     flags = _U32.unpack_from(a[7])[0] if 7 in a else 0
-    netmask = socket.inet_ntoa(a[9][:4]) if 9 in a and af == socket.AF_INET else None
+    netmask = None
+    if 9 in a and af == socket.AF_INET:
+        netmask = socket.inet_ntoa(a[9][:4])
+    elif 9 in a:
+        netmask = str(struct.unpack("=I", a[9][:4])[0])  # IPv6: the prefix length
     return Service(
         key,
         scheduler=a.get(6, b"").split(b"\0", 1)[0].decode(),

@@ -94,7 +94,7 @@ class Service:
     scheduler: str = "wrr"
     flags: int = 0  # IP_VS_SVC_F_* (persistent, one-packet, scheduler flags)
     timeout: int = 0  # persistence timeout in seconds (0: not persistent)
-    netmask: str | None = None  # persistence netmask (IPv4 dotted quad); None: the kernel default
+    netmask: str | None = None  # persistence netmask: IPv4 dotted quad, IPv6 prefix length; None: default
 
     def same_settings(self, other: Service) -> bool:
         """True when ``other`` needs no ``set`` to become this service."""

@@ -1,15 +1,11 @@
-"""From a :class:`~lvscheck.config.Config` to what the daemon manages: services, reals, checks.
+"""From a :class:`~lvscheck.config.Config` to pools: IPVS services, their reals, their checks.
 
 Pure: no sockets, no clocks.  :func:`build_layout` turns the typed config into
 one :class:`Slot` per (virtual, real) with its IPVS service and destination,
 its check plan and its counts, and one :class:`Pool` per virtual (its reals,
-fallback, quiescent, cleanstop, alerts).  :func:`desired_dest` says what a real
-should look like in the kernel for a phase, the rule ldirectord applies:
-
-* UP: the configured weight (or the weight the check derived);
-* DOWN, ``quiescent=yes``: weight 0, entry kept; ``quiescent=no``: entry removed;
-* UNKNOWN (never checked, not in the kernel): like DOWN, so an unchecked real
-  never takes traffic (ldirectord briefly adds it at full weight; we do not).
+fallback, quiescent, cleanstop, alerts).  It never raises: what cannot be run
+(``external-perl``) and duplicate reals are warnings naming ``file:line``, and
+the rest of the file runs.  :mod:`lvscheck.config.prepare` is its only caller.
 """
 
 from __future__ import annotations
@@ -25,14 +21,13 @@ from lvscheck.adapters.ipvs.table import (
     Service,
     ServiceKey,
 )
-from lvscheck.daemon.state import Phase
-from lvscheck.errors import ConfigError
+from lvscheck.config.model import Problem
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from lvscheck.config.model import CheckPlan, Config, VirtualService
 
-__all__ = ["Layout", "Pool", "Slot", "build_layout", "desired_dest", "service_for"]
+__all__ = ["Layout", "Pool", "Slot", "build_layout", "service_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +80,11 @@ class Layout:
     pools: dict[str, Pool] = field(default_factory=dict)
     slots: dict[str, Slot] = field(default_factory=dict)
     by_service: dict[ServiceKey, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)  # accepted, but worth a log line (file:line)
+
+    @property
+    def reals(self) -> int:
+        """Reals the daemon manages (duplicates and reals it cannot check are not among them)."""
+        return len(self.slots)
 
 
 def service_for(virtual: VirtualService) -> Service:
@@ -105,8 +104,8 @@ def service_for(virtual: VirtualService) -> Service:
     if virtual.persistent is not None:
         flags |= SVC_F_PERSISTENT
         timeout = virtual.persistent
-        if virtual.netmask is not None and not virtual.ipv6:
-            netmask = virtual.netmask
+        if virtual.netmask is not None:
+            netmask = virtual.netmask  # IPv4: a dotted mask; IPv6: a prefix length (ipvsadm -M 64)
     if virtual.ops and virtual.protocol == "udp":
         flags |= SVC_F_ONEPACKET
     if virtual.schedflags:
@@ -122,85 +121,78 @@ def _dest_port(virtual: VirtualService, port: int, fwd: str) -> int:
     return port
 
 
-def build_layout(config: Config, plans: Sequence[CheckPlan]) -> Layout:
-    """The layout for ``config``; raises ConfigError (file:line) for what the daemon cannot run."""
+def build_layout(config: Config, plans: Sequence[CheckPlan], warnings: list[Problem]) -> Layout:
+    """The layout for ``config``; what it leaves out is appended to ``warnings`` (file:line)."""
     layout = Layout()
-    problems: list[str] = []
     by_virtual: dict[str, list[CheckPlan]] = {}
     for plan in plans:
         by_virtual.setdefault(plan.virtual.key, []).append(plan)
     for virtual in config.virtuals:
         service = service_for(virtual)
-        ids: list[str] = []
-        for plan in by_virtual.get(virtual.key, []):
-            real = plan.real
-            if plan.unsupported:
-                problems.append(f"{config.source}:{real.line}: real={real.address}: {plan.unsupported}")
-                continue
-            dest = Dest(
-                real.host,
-                _dest_port(virtual, real.port, real.forwarding),
-                real.forwarding,
-                real.weight,
-                real.upper or 0,
-                real.lower or 0,
-            )
-            sid = f"{virtual.key} {dest}"
-            if sid in layout.slots:
-                layout.warnings.append(
-                    f"{config.source}:{real.line}: real={real.address}: duplicate real server in "
-                    f"virtual={virtual.name}: ignored, the first one (line {layout.slots[sid].line}) is used "
-                    "(ldirectord runs both and they fight over one IPVS entry)"
-                )
-                continue
-            ls = virtual.lvscheck
-            interval = virtual.interval
-            layout.slots[sid] = Slot(
-                id=sid,
-                pool=virtual.key,
-                dest=dest,
-                plan=plan,
-                rise=max(1, ls.rise),
-                fall=max(1, virtual.fall),
-                interval=interval,
-                fastinterval=ls.fastinterval if ls.fastinterval is not None else max(0.5, interval / 4),
-                jitter=ls.jitter,
-                line=real.line,
-            )
-            ids.append(sid)
-        fb = virtual.fallback
-        fallback = None
-        if fb is not None:
-            fallback = Dest(
-                fb.host, _dest_port(virtual, fb.port_for(virtual), fb.forwarding), fb.forwarding, 1
-            )
+        ids = [
+            sid
+            for plan in by_virtual.get(virtual.key, [])
+            if (sid := _add_slot(layout, config.source, virtual, plan, warnings)) is not None
+        ]
         layout.pools[virtual.key] = Pool(
             key=virtual.key,
             name=virtual.name,
             service=service,
             virtual=virtual,
             slots=tuple(ids),
-            fallback=fallback,
+            fallback=_fallback(virtual),
             quiescent=virtual.quiescent,
             cleanstop=virtual.cleanstop,
         )
         layout.by_service[service.key] = virtual.key
-    if problems:
-        raise ConfigError(problems[0], tuple(problems))
     return layout
 
 
-def desired_dest(slot: Slot, pool: Pool, phase: Phase, weight: int | None) -> Dest | None:
-    """The kernel entry ``slot`` should have in ``phase`` (``None``: no entry)."""
-    if phase is Phase.UP:
-        w = slot.dest.weight if weight is None else weight
-        return slot.dest if w == slot.dest.weight else _reweigh(slot.dest, w)
-    if pool.quiescent:
-        return _reweigh(slot.dest, 0)
-    return None
+def _add_slot(
+    layout: Layout, source: str, virtual: VirtualService, plan: CheckPlan, warnings: list[Problem]
+) -> str | None:
+    real = plan.real
+    directive = "real6" if real.ipv6 else "real"
+    if plan.unsupported:
+        message = f"{plan.unsupported}; this real is not managed (no IPVS entry, no check)"
+        warnings.append(Problem(source, real.line, directive, message))
+        return None
+    dest = Dest(
+        real.host,
+        _dest_port(virtual, real.port, real.forwarding),
+        real.forwarding,
+        real.weight,
+        real.upper or 0,
+        real.lower or 0,
+    )
+    sid = f"{virtual.key} {dest}"
+    first = layout.slots.get(sid)
+    if first is not None:
+        message = (
+            f"{real.address}: duplicate real server in virtual={virtual.name}: ignored, the first one "
+            f"(line {first.line}) is used (ldirectord runs both and they fight over one IPVS entry)"
+        )
+        warnings.append(Problem(source, real.line, directive, message))
+        return None
+    ls = virtual.lvscheck
+    interval = virtual.interval
+    layout.slots[sid] = Slot(
+        id=sid,
+        pool=virtual.key,
+        dest=dest,
+        plan=plan,
+        rise=max(1, ls.rise),
+        fall=max(1, virtual.fall),
+        interval=interval,
+        fastinterval=ls.fastinterval if ls.fastinterval is not None else max(0.5, interval / 4),
+        jitter=ls.jitter,
+        line=real.line,
+    )
+    return sid
 
 
-def _reweigh(dest: Dest, weight: int) -> Dest:
-    from dataclasses import replace
-
-    return dest if dest.weight == weight else replace(dest, weight=weight)
+def _fallback(virtual: VirtualService) -> Dest | None:
+    fb = virtual.fallback
+    if fb is None:
+        return None
+    return Dest(fb.host, _dest_port(virtual, fb.port_for(virtual), fb.forwarding), fb.forwarding, 1)

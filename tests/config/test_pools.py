@@ -1,13 +1,12 @@
-"""From a parsed ldirectord.cf to what the daemon manages (pure; the real parser is used)."""
+"""From a parsed ldirectord.cf to pools: services, reals, checks (pure; the real parser is used)."""
 
 from __future__ import annotations
 
 import socket
 
 from lvscheck.adapters.ipvs.table import SVC_F_ONEPACKET, SVC_F_PERSISTENT, Dest, ServiceKey
-from lvscheck.config import parse_text, plans
-from lvscheck.daemon.layout import build_layout, desired_dest
-from lvscheck.daemon.state import Phase
+from lvscheck.config import Problem, parse_text, plans
+from lvscheck.config.pools import build_layout
 
 CF = """\
 quiescent=no
@@ -37,11 +36,13 @@ virtual=7
 
 def test_layout_from_a_real_config() -> None:
     config = parse_text(CF, "lvs.cf")
-    layout = build_layout(config, plans(config))
-    assert layout.warnings == [
-        "lvs.cf:7: real=10.0.0.2:0: duplicate real server in virtual=10.0.1.1:80: ignored, the first one "
+    warnings: list[Problem] = []
+    layout = build_layout(config, plans(config), warnings)
+    assert [str(w) for w in warnings] == [
+        "lvs.cf:7: real: 10.0.0.2:0: duplicate real server in virtual=10.0.1.1:80: ignored, the first one "
         "(line 5) is used (ldirectord runs both and they fight over one IPVS entry)"
     ]
+    assert layout.reals == 4  # the duplicate is not among them
     web = layout.pools["tcp:10.0.1.1:80"]
     assert web.service.key == ServiceKey.tcp("10.0.1.1", 80)
     assert web.service.flags & SVC_F_PERSISTENT
@@ -62,15 +63,27 @@ def test_layout_from_a_real_config() -> None:
     assert layout.slots[sid].plan.spec is None  # service=none: always up, nothing to run
 
 
-def test_desired_dest_follows_quiescent() -> None:
-    config = parse_text(CF, "lvs.cf")
-    layout = build_layout(config, plans(config))
-    web, dns = layout.pools["tcp:10.0.1.1:80"], layout.pools["udp:10.0.1.1:53"]
-    slot = layout.slots[web.slots[0]]
-    assert desired_dest(slot, web, Phase.UP, None) == slot.dest
-    assert desired_dest(slot, web, Phase.UP, 7) == Dest("10.0.0.2", 80, "masq", 7)
-    assert desired_dest(slot, web, Phase.DOWN, None) == Dest("10.0.0.2", 80, "masq", 0)
-    assert desired_dest(slot, web, Phase.UNKNOWN, None) == Dest("10.0.0.2", 80, "masq", 0)
-    slot = layout.slots[dns.slots[0]]
-    assert desired_dest(slot, dns, Phase.DOWN, None) is None  # quiescent=no: removed
-    assert desired_dest(slot, dns, Phase.UNKNOWN, None) is None
+def test_ipv6_persistence_netmask_is_a_prefix_length() -> None:
+    """ldirectord passes ``-M 64`` for an IPv6 virtual with persistent= and netmask=64."""
+    config = parse_text(
+        "virtual6=[2001:db8::1]:80\n\treal6=[2001:db8::2]:80 gate\n\tpersistent=60\n\tnetmask=64\n", "v6.cf"
+    )
+    layout = build_layout(config, plans(config), [])
+    (pool,) = layout.pools.values()
+    assert pool.service.netmask == "64"
+    assert pool.service.timeout == 60
+
+
+def test_a_real_lvscheck_cannot_check_is_a_warning_not_a_refusal() -> None:
+    config = parse_text(
+        'virtual=10.0.1.1:80\n\treal=10.0.0.2:80 gate\n\tchecktype=external-perl\n\tcheckcommand="/x.pl"\n'
+        "virtual=10.0.1.1:81\n\treal=10.0.0.2:81 gate\n\tchecktype=connect\n",
+        "lvs.cf",
+    )
+    warnings: list[Problem] = []
+    layout = build_layout(config, plans(config), warnings)
+    assert [w.line for w in warnings] == [2]
+    assert "external-perl" in warnings[0].message
+    assert "not managed" in warnings[0].message
+    assert layout.pools["tcp:10.0.1.1:80"].slots == ()
+    assert len(layout.pools["tcp:10.0.1.1:81"].slots) == 1

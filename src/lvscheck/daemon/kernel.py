@@ -1,0 +1,201 @@
+"""The daemon's view of the kernel IPVS table: dirty pools, batched writes, reconcile.
+
+The view is what the daemon believes the kernel holds: read once at start, then
+patched with every write that succeeded.  A pool whose desired state may have
+changed is marked *dirty*; dirty pools are diffed against the view and written
+in one batch a few milliseconds later (:meth:`KernelView.mark`).  Every
+``reconcile`` seconds the table is read again and whatever differs from what
+the daemon wants (a real deleted by hand with ipvsadm, a weight changed) is
+restored.  The writes themselves go through a :class:`Backend`
+(:mod:`lvscheck.adapters.ipvs`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Protocol
+
+from lvscheck.adapters.ipvs.table import Dest, Op, OpError, OpKind, Service, Table, plan
+
+if TYPE_CHECKING:
+    from lvscheck.daemon.events import EventSink
+    from lvscheck.daemon.status import Counters
+
+__all__ = ["Backend", "KernelView"]
+
+log = logging.getLogger("lvscheck.daemon")
+
+#: pool key -> (service, destinations) it should have now; None for a pool that is gone
+DesiredFn = Callable[[str], "tuple[Service, Iterable[Dest]] | None"]
+
+
+class Backend(Protocol):
+    """An IPVS table: :class:`~lvscheck.adapters.ipvs.netlink.NetlinkIPVS` or ``MemoryIPVS``."""
+
+    name: str
+    writes: int
+    batches: int
+
+    def dump(self) -> Table: ...
+
+    def apply(self, ops: list[Op]) -> list[OpError]: ...
+
+    def close(self) -> None: ...
+
+
+class KernelView:
+    """What the kernel holds, and the one way the daemon writes to it."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        counters: Counters,
+        events: EventSink,
+        desired: DesiredFn,
+        pool_keys: Callable[[], Iterable[str]],
+        flush_delay: float = 0.01,
+    ) -> None:
+        self.backend = backend
+        self.table = Table()
+        self.counters = counters
+        self.events = events
+        self.desired = desired
+        self.pool_keys = pool_keys
+        self.flush_delay = flush_delay
+        self.dirty: set[str] = set()
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self.on_flushed: Callable[[set[str]], None] = lambda _keys: None
+
+    def read(self) -> None:
+        """Read the whole table (raises what the backend raises)."""
+        self.table = self.backend.dump()
+
+    def mark(self, keys: Iterable[str], *, now: bool = False) -> None:
+        """Pools whose kernel entries may have to change; written together shortly."""
+        self.dirty.update(keys)
+        if now:
+            self.flush()
+        elif self._flush_handle is None and self.dirty:
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(self.flush_delay, self.flush)
+
+    def cancel(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+
+    def flush(self) -> None:
+        """Write what the dirty pools need, in one batch."""
+        self.cancel()
+        if not self.dirty:
+            return
+        keys, self.dirty = self.dirty, set()
+        desired = Table()
+        actual = Table()
+        for key in keys:
+            want = self.desired(key)
+            if want is None:
+                continue
+            service, dests = want
+            desired.add(service, dests)
+            sk = service.key
+            if sk in self.table.services:
+                actual.add(self.table.services[sk], self.table.dests.get(sk, {}).values())
+        self.report(self.apply(plan(desired, actual)))
+        self.on_flushed(keys)
+
+    def remove(self, services: Iterable[Service]) -> int:
+        """Delete these services (those the kernel has); returns how many went."""
+        ops = [Op(OpKind.DEL_SERVICE, s) for s in services if s.key in self.table.services]
+        errors = self.apply(ops)
+        self.report(errors)
+        return len(ops) - len(errors)
+
+    def apply(self, ops: list[Op]) -> list[OpError]:
+        """Write ``ops``; keep the view in step with what succeeded."""
+        if not ops:
+            return []
+        if log.isEnabledFor(logging.DEBUG):
+            for op in ops:
+                log.debug("ipvs write: %s", op)
+        try:
+            errors = self.backend.apply(ops)
+        except Exception as exc:
+            self.counters.write_errors += len(ops)
+            self.events.emit("ipvs-error", message=str(exc), ops=len(ops))
+            return []
+        failed = {id(e.op) for e in errors}
+        for op in ops:
+            if id(op) not in failed:
+                _patch(self.table, op)
+        self.counters.write_errors += len(errors)
+        return errors
+
+    def report(self, errors: Iterable[OpError]) -> None:
+        errors = list(errors)
+        if not errors:
+            return
+        for e in errors[:20]:
+            self.events.emit("ipvs-error", message=str(e))
+        if len(errors) > 20:
+            log.error("... and %d more IPVS write errors", len(errors) - 20)
+        # The view is wrong somewhere: read the kernel again soon.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        loop.call_later(0.5, lambda: loop.create_task(self.reconcile()))
+
+    async def reconcile_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await self.reconcile()
+            except Exception:
+                log.exception("reconcile failed")
+
+    async def reconcile(self, pools: Iterable[str] | None = None) -> list[Op]:
+        """Read the kernel table and restore whatever differs from what the daemon wants."""
+        try:
+            self.read()
+        except Exception as exc:
+            self.events.emit("ipvs-error", message=f"reading the IPVS table: {exc}")
+            return []
+        desired = Table()
+        keys = set(pools) if pools is not None else set(self.pool_keys())
+        for key in keys:
+            want = self.desired(key)
+            if want is not None:
+                desired.add(*want)
+        ops = plan(desired, self.table)
+        if ops:
+            self.counters.restored += len(ops)
+            for op in ops[:20]:
+                self.events.emit(
+                    "restore",
+                    message=f"the kernel table differs from the config: {op}",
+                    virtual=str(op.service.key),
+                    real=str(op.dest) if op.dest else "",
+                )
+            for e in self.apply(ops):
+                self.events.emit("ipvs-error", message=str(e))
+        self.on_flushed(keys)
+        return ops
+
+
+def _patch(table: Table, op: Op) -> None:
+    key = op.service.key
+    if op.kind is OpKind.ADD_SERVICE or op.kind is OpKind.SET_SERVICE:
+        table.services[key] = op.service
+        table.dests.setdefault(key, {})
+    elif op.kind is OpKind.DEL_SERVICE:
+        table.services.pop(key, None)
+        table.dests.pop(key, None)
+    elif op.dest is not None:
+        bucket = table.dests.setdefault(key, {})
+        if op.kind is OpKind.DEL_DEST:
+            bucket.pop(op.dest.key, None)
+        else:
+            bucket[op.dest.key] = op.dest

@@ -1,0 +1,143 @@
+"""Reload: read the config through the one road, notice changes, install the difference.
+
+* :func:`load` reads a config file exactly as ``lvscheck check-config`` does
+  (:func:`lvscheck.config.prepare.read`): the same file gets the same verdict.
+* :class:`ConfigFile` remembers the file's digest and mtime (``autoreload``,
+  ``callback`` on a changed content).
+* :func:`install` switches the daemon to a new layout: every real that is still
+  there keeps its check state; only what changed is restarted or rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from lvscheck.config.prepare import Prepared, prepare, read
+from lvscheck.daemon.events import MailSettings
+from lvscheck.daemon.pools import BAD_KINDS, PoolState, RealState, fixed_track
+from lvscheck.daemon.scheduler import Job
+from lvscheck.daemon.state import Phase, initial_track
+
+if TYPE_CHECKING:
+    from lvscheck.daemon.director import Director
+    from lvscheck.plugins import PluginHost
+
+__all__ = ["ConfigFile", "install", "load"]
+
+log = logging.getLogger("lvscheck.daemon")
+
+
+def load(
+    path: str, loader: Callable[[str], Any] | None = None, plugins: PluginHost | None = None
+) -> Prepared:
+    """The prepared config at ``path`` (``loader``: a parsed config from elsewhere, for tests)."""
+    if loader is not None:
+        return prepare(loader(path), plugins)
+    return read(path, plugins)
+
+
+class ConfigFile:
+    """The config file's identity: content digest and mtime."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.digest = b""
+        self.mtime = 0.0
+
+    def remember(self) -> bool:
+        """Read the file's digest and mtime now; True when the content changed."""
+        before = self.digest
+        try:
+            with open(self.path, "rb") as fh:
+                self.digest = hashlib.sha256(fh.read()).digest()
+            self.mtime = os.stat(self.path).st_mtime
+        except OSError:
+            return False
+        return self.digest != before
+
+    def touched(self) -> bool:
+        """True when the file's content differs from what was remembered (mtime first, cheap)."""
+        try:
+            mtime = os.stat(self.path).st_mtime
+        except OSError:
+            return False
+        if mtime == self.mtime:
+            return False
+        self.mtime = mtime
+        try:
+            with open(self.path, "rb") as fh:
+                return hashlib.sha256(fh.read()).digest() != self.digest
+        except OSError:
+            return False
+
+
+def install(director: Director, prepared: Prepared, *, first: bool) -> set[str]:
+    """Switch ``director`` to ``prepared``; returns the names of the virtuals that changed."""
+    old, layout = director.layout, prepared.layout
+    checks = prepared.checks()
+    settings = prepared.config.settings
+    changed: set[str] = set()
+    for sid in list(director.reals):
+        if sid not in layout.slots:
+            director.scheduler.stop(sid)
+            changed.add(director.reals[sid].slot.pool)
+            del director.reals[sid]
+    director.layout = layout
+    for key, pool in layout.pools.items():
+        director.pools.setdefault(key, PoolState())
+        v = pool.virtual
+        director.mail[key] = MailSettings(
+            v.emailalert, v.smtp, settings.emailalertfrom, v.emailalertstatus, v.emailalertfreq
+        )
+        before = old.pools.get(key)
+        if before is None or before.service != pool.service or before.virtual != pool.virtual:
+            changed.add(key)
+    for key in list(director.pools):
+        if key not in layout.pools:
+            del director.pools[key]
+            director.mail.pop(key, None)
+            changed.add(key)
+    options = director.options
+    unknown = sum(1 for sid in layout.slots if sid not in director.reals)
+    first_spread = max(options.first_round, unknown / options.first_rate)
+    kernel = director.kernel
+    for sid, slot in layout.slots.items():
+        rs = director.reals.get(sid)
+        if rs is None:
+            kd = kernel.dest(layout.pools[slot.pool].service.key, *slot.dest.key)
+            track = fixed_track(slot) or initial_track(kd.weight if kd is not None else None)
+            rs = director.reals[sid] = RealState(slot, track)
+            restart = True
+            changed.add(slot.pool)
+        else:
+            restart = rs.slot.schedule_key != slot.schedule_key
+            if rs.slot != slot:
+                changed.add(slot.pool)
+            rs.slot = slot
+            fixed = fixed_track(slot)
+            if fixed is not None and rs.maintenance is None and rs.track != fixed:
+                rs.track = fixed  # a real that is never checked takes its fixed state, unless held down
+                changed.add(slot.pool)
+        rs.check, rs.connect = checks[sid]
+        if rs.check is None:
+            director.scheduler.stop(sid)
+            rs.job = None
+        elif restart or sid not in director.scheduler:
+            rs.job = Job(sid, rs.pick, slot.interval, slot.fastinterval, slot.jitter, _changing(rs))
+            within = first_spread if rs.track.phase is Phase.UNKNOWN else slot.interval
+            director.scheduler.start(rs.job, first_within=min(within, slot.interval))
+    kept = {p.service.key for p in layout.pools.values()}
+    gone = [p.service for p in old.pools.values() if p.service.key not in kept]
+    director.view.remove(gone)
+    for key, pool in layout.pools.items():
+        director.pools[key].bad = sum(director.reals[sid].last_kind in BAD_KINDS for sid in pool.slots)
+    director.view.mark(layout.pools if first else changed & set(layout.pools))
+    return {old.pools[k].name if k in old.pools else layout.pools[k].name for k in changed}
+
+
+def _changing(rs: RealState) -> Callable[[], bool]:
+    return lambda: rs.track.changing

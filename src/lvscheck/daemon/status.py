@@ -1,0 +1,97 @@
+"""The daemon's counters and the status document that ``lvscheck status`` and metrics read."""
+
+from __future__ import annotations
+
+import bisect
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lvscheck.daemon.director import Director
+    from lvscheck.model import Result
+
+__all__ = ["LATENCY_BOUNDS", "Counters", "document"]
+
+LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(slots=True)
+class Counters:
+    checks: dict[str, int] = field(default_factory=lambda: {"up": 0, "degraded": 0, "down": 0})
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BOUNDS))
+    latency_sum: float = 0.0
+    transitions: int = 0
+    write_errors: int = 0
+    restored: int = 0
+    reloads: int = 0
+    reload_failures: int = 0
+    held: int = 0
+    #: the last reload: {"ok": bool, "why": ..., "time": ..., "problems": [...]}
+    last_reload: dict[str, Any] | None = None
+
+    def count(self, result: Result) -> None:
+        self.checks[result.state.value] = self.checks.get(result.state.value, 0) + 1
+        self.latency_sum += result.latency
+        i = bisect.bisect_left(LATENCY_BOUNDS, result.latency)
+        if i < len(LATENCY_BOUNDS):
+            self.latency_buckets[i] += 1
+
+
+def document(director: Director) -> dict[str, Any]:
+    """Everything ``lvscheck status`` shows (JSON-ready)."""
+    kernel = director.kernel
+    pools = []
+    for pool in director.layout.pools.values():
+        sk = pool.service.key
+        reals = []
+        for sid in pool.slots:
+            rs = director.reals[sid]
+            kd = kernel.dest(sk, *rs.slot.dest.key)
+            last = rs.last
+            reals.append(
+                {
+                    "real": str(rs.slot.dest),
+                    "state": rs.track.phase.value,
+                    "streak": rs.track.streak,
+                    "configured_weight": rs.slot.dest.weight,
+                    "kernel_weight": None if kd is None else kd.weight,
+                    "forwarding": rs.slot.dest.fwd,
+                    "check": None if last is None else last.check,
+                    "last_check": rs.last_time,
+                    "result": None if last is None else last.state.value,
+                    "latency_ms": None if last is None else last.latency_ms,
+                    "reason": None if last is None else last.reason,
+                    "checks": rs.checks,
+                    "fixed": None if rs.slot.plan.fixed is None else rs.slot.plan.fixed.value,
+                    "maintenance": rs.maintenance,
+                }
+            )
+        pstate = director.pools[pool.key]
+        pools.append(
+            {
+                "virtual": pool.name,
+                "service": str(sk),
+                "in_kernel": sk in kernel.services,
+                "scheduler": pool.service.scheduler,
+                "quiescent": pool.quiescent,
+                "guarded": pstate.guarded,
+                "fallback": None if pool.fallback is None else str(pool.fallback),
+                "fallback_active": pstate.fallback_active,
+                "reals": reals,
+            }
+        )
+    return {
+        "pid": os.getpid(),
+        "config": director.config_path,
+        "state": director.state,
+        "started": director.started,
+        "ipvs": director.backend.name,
+        "checks": director.scheduler.checks,
+        "start_lag": director.scheduler.lag.snapshot(),
+        "ipvs_writes": director.backend.writes,
+        "ipvs_write_errors": director.counters.write_errors,
+        "last_reload": director.counters.last_reload,
+        "warnings": list(director.warnings),
+        "virtuals": pools,
+    }
