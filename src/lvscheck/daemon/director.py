@@ -32,16 +32,15 @@ from typing import Any
 from lvscheck.adapters.ipvs.table import Dest, Service, Table
 from lvscheck.config.pools import Layout
 from lvscheck.daemon import pools as P
-from lvscheck.daemon.actions import SideActions, list_maintenancedir, maintenance_matches
+from lvscheck.daemon import results
+from lvscheck.daemon.actions import SideActions, list_maintenancedir
 from lvscheck.daemon.events import EventSink, MailSettings
 from lvscheck.daemon.kernel import Backend, KernelView
 from lvscheck.daemon.logfile import LogTarget
-from lvscheck.daemon.reload import ConfigFile, install, load
+from lvscheck.daemon.reload import ConfigFile, freeze_heap, install, load, reload_config
 from lvscheck.daemon.scheduler import Job, Scheduler
-from lvscheck.daemon.state import Phase, Track
 from lvscheck.daemon.status import Counters, document
 from lvscheck.engine import Engine
-from lvscheck.errors import ConfigError
 from lvscheck.model import Result
 
 __all__ = ["Backend", "Director", "DirectorOptions"]
@@ -120,7 +119,7 @@ class Director:
         self.prepared = load(self.config_path, self.loader, self.engine.plugins)
         self.config = self.prepared.config
         self.file.remember()
-        self._log_warnings("config")
+        self.log_warnings("config")
 
     async def run(self) -> None:
         """Start (kernel first), run until stopped, then clean up as ``cleanstop`` says."""
@@ -130,7 +129,7 @@ class Director:
         self.view.read()
         install(self, self.prepared, first=True)
         self.view.flush()
-        _freeze_heap()
+        freeze_heap()
         self.state = self.events.daemon_state = "running"
         self.events.emit(
             "start",
@@ -194,48 +193,10 @@ class Director:
     # -- config -------------------------------------------------------------------------------
 
     async def reload(self, why: str = "reload") -> bool:
-        """Re-read the config; keep the old one if the new one has any error."""
-        self.sd_notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
-        self.events.daemon_state = "reloading"
-        try:
-            try:
-                prepared = load(self.config_path, self.loader, self.engine.plugins)
-            except ConfigError:
-                raise
-            except Exception as exc:  # a bug or an I/O error must not kill the running daemon
-                log.exception("reload (%s): reading %s failed", why, self.config_path)
-                raise ConfigError(f"{self.config_path}: {type(exc).__name__}: {exc}") from exc
-        except ConfigError as exc:
-            self.counters.reload_failures += 1
-            self.counters.last_reload = {
-                "ok": False,
-                "why": why,
-                "time": time.time(),
-                "problems": list(exc.problems),
-            }
-            for problem in exc.problems:
-                log.error("reload (%s) refused, the running config stays: %s", why, problem)
-            self.events.emit("reload-failed", config=self.config_path, problems=list(exc.problems))
-            self.file.remember()
-            self.events.daemon_state = "running"
-            self.sd_notify("READY=1")
-            return False
-        self.prepared, self.config = prepared, prepared.config
-        self._log_warnings(f"reload ({why})")
-        self.logfile.apply(self.config.settings.logfile)
-        if self.file.remember() and self.config.settings.callback:
-            self.actions.callback(self.config.settings.callback, self.config_path)
-        changed = install(self, prepared, first=False)
-        _freeze_heap()
-        self.counters.reloads += 1
-        self.counters.last_reload = {"ok": True, "why": why, "time": time.time(), "problems": []}
-        self.view.flush()
-        self.events.daemon_state = "running"
-        self.events.emit("reload", config=self.config_path, why=why, changed=",".join(sorted(changed)))
-        self.sd_notify("READY=1")
-        return True
+        """Re-read the config; keep the old one if the new one has any error (see :mod:`.reload`)."""
+        return await reload_config(self, why)
 
-    def _log_warnings(self, when: str) -> None:
+    def log_warnings(self, when: str) -> None:
         self.warnings = tuple(str(w) for w in self.prepared.warnings)
         for warning in self.warnings:
             log.warning("%s: %s", when, warning)
@@ -251,80 +212,11 @@ class Director:
 
     def apply_maintenance(self, names: Iterable[str]) -> None:
         """Hold down the reals ``names`` (maintenancedir entries) match; release the others."""
-        held = maintenance_matches({sid: rs.slot.dest for sid, rs in self.reals.items()}, set(names))
-        for sid, rs in self.reals.items():
-            name = held.get(sid)
-            if name == rs.maintenance:
-                continue
-            before, rs.maintenance = rs.track, name
-            if name is not None:
-                self._transition(rs, before, Track(Phase.DOWN), f"in maintenance ({name} in maintenancedir)")
-                continue
-            fixed = P.fixed_track(rs.slot)
-            if fixed is not None:  # never checked: back to its fixed state at once
-                self._transition(rs, before, fixed, "out of maintenance")
-            else:
-                log.info("%s: out of maintenance; it comes back after %d good checks", sid, rs.slot.rise)
-
-    # -- results ------------------------------------------------------------------------------
+        results.apply_maintenance(self, names)
 
     def on_result(self, job: Job, result: Result, lag: float) -> None:
-        """One check result of one real (the scheduler calls this)."""
-        rs = self.reals.get(job.id)
-        if rs is None or rs.job is not job:
-            return  # a reload replaced this real while its check ran
-        self.counters.count(result)
-        rs.last_time = time.time()
-        pool = self.layout.pools[rs.slot.pool]
-        pstate = self.pools[pool.key]
-        was_guarded = pstate.guarded
-        outcome = P.observe(rs, pstate, pool, result, P.classify(result, lag, self.options.behind))
-        self.actions.monitor(pool, rs, result)
-        if pstate.guarded != was_guarded:
-            self._guard_event(pool, pstate)
-        self.counters.held += outcome.held
-        if outcome.transition:
-            self._transition(rs, outcome.before, outcome.after, result.reason, result)
-        elif outcome.weight_changed:
-            self.view.mark((pool.key,))
-        elif outcome.kind in ("fail", "suspect") and rs.track.streak and rs.track.phase is Phase.UP:
-            log.info("%s: soft failure %d/%d: %s", rs.slot.id, rs.track.streak, rs.slot.fall, result.reason)
-
-    def _transition(
-        self, rs: P.RealState, before: Track, after: Track, reason: str, result: Result | None = None
-    ) -> None:
-        rs.track = after
-        if after.phase is before.phase:
-            return
-        if after.phase is Phase.DOWN:
-            rs.placed = False
-        pool = self.layout.pools[rs.slot.pool]
-        self.counters.transitions += 1
-        self.view.mark((pool.key,))
-        self.events.emit(
-            "up" if after.phase is Phase.UP else "down",
-            mail=self.mail.get(pool.key),
-            virtual=pool.name,
-            real=str(rs.slot.dest),
-            weight=P.weight_for(rs, pool),
-            was=before.phase.value,
-            reason=reason,
-            **({} if result is None else {"check": result.check, "latency_ms": result.latency_ms}),
-        )
-
-    def _guard_event(self, pool: Any, pstate: P.PoolState) -> None:
-        if pstate.guarded:
-            self.events.emit(
-                "guard",
-                virtual=pool.name,
-                failing=pstate.bad,
-                reals=len(pool.slots),
-                message="most checks of this pool fail for a reason on the director's side "
-                "(out of file descriptors or buffers, no route, the check loop far behind): "
-                "NOT draining the pool; fix the director",
-            )
-        else:
-            self.events.emit("guard-cleared", virtual=pool.name, failing=pstate.bad, reals=len(pool.slots))
+        """One check result of one real (the scheduler calls this): see :mod:`.results`."""
+        results.on_result(self, job, result, lag)
 
     # -- the kernel ----------------------------------------------------------------------------
 
@@ -363,20 +255,3 @@ class Director:
     def status(self) -> dict[str, Any]:
         """Everything ``lvscheck status`` shows (JSON-ready)."""
         return document(self)
-
-
-def _freeze_heap() -> None:
-    """Keep the cyclic GC from stalling the check loop.
-
-    The long-lived objects (config, checks, 10,000 coroutines) are moved out of the
-    collector's reach (``gc.freeze``), so a full collection does not walk them all; this
-    took CPU per check from 0.149 to 0.111 ms with 10,000 connect checks.
-    """
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    # Fewer, larger young collections: every check allocates ~100 tracked objects, and the
-    # default threshold (700) ran a collection every few checks. Measured with 10,000 reals
-    # at 5,000 checks/s: start lag p99 148 ms with the defaults, 2.4 ms with this.
-    gc.set_threshold(50_000, 20, 1000)

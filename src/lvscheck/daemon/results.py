@@ -1,0 +1,110 @@
+"""What a check result does: the pools decide, the kernel view writes, events tell.
+
+:func:`on_result` is where the scheduler's results arrive: the pure :mod:`.pools`
+functions classify and count it, and a change of phase (:func:`transition`) marks
+the pool for the next batched IPVS write and sends the ``up``/``down`` event (and
+its mail).  :func:`apply_maintenance` holds reals down for ``maintenancedir``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from lvscheck.daemon import pools as P
+from lvscheck.daemon.actions import maintenance_matches
+from lvscheck.daemon.state import Phase, Track
+
+if TYPE_CHECKING:
+    from lvscheck.config.pools import Pool
+    from lvscheck.daemon.director import Director
+    from lvscheck.daemon.scheduler import Job
+    from lvscheck.model import Result
+
+__all__ = ["apply_maintenance", "on_result", "transition"]
+
+log = logging.getLogger("lvscheck.daemon")
+
+
+def apply_maintenance(d: Director, names: Iterable[str]) -> None:
+    """Hold down the reals ``names`` (maintenancedir entries) match; release the others."""
+    held = maintenance_matches({sid: rs.slot.dest for sid, rs in d.reals.items()}, set(names))
+    for sid, rs in d.reals.items():
+        name = held.get(sid)
+        if name == rs.maintenance:
+            continue
+        before, rs.maintenance = rs.track, name
+        if name is not None:
+            transition(d, rs, before, Track(Phase.DOWN), f"in maintenance ({name} in maintenancedir)")
+            continue
+        fixed = P.fixed_track(rs.slot)
+        if fixed is not None:  # never checked: back to its fixed state at once
+            transition(d, rs, before, fixed, "out of maintenance")
+        else:
+            log.info("%s: out of maintenance; it comes back after %d good checks", sid, rs.slot.rise)
+
+
+# -- results ------------------------------------------------------------------------------
+
+
+def on_result(d: Director, job: Job, result: Result, lag: float) -> None:
+    """One check result of one real (the scheduler calls this)."""
+    rs = d.reals.get(job.id)
+    if rs is None or rs.job is not job:
+        return  # a reload replaced this real while its check ran
+    d.counters.count(result)
+    rs.last_time = time.time()
+    pool = d.layout.pools[rs.slot.pool]
+    pstate = d.pools[pool.key]
+    was_guarded = pstate.guarded
+    outcome = P.observe(rs, pstate, pool, result, P.classify(result, lag, d.options.behind))
+    d.actions.monitor(pool, rs, result)
+    if pstate.guarded != was_guarded:
+        _guard_event(d, pool, pstate)
+    d.counters.held += outcome.held
+    if outcome.transition:
+        transition(d, rs, outcome.before, outcome.after, result.reason, result)
+    elif outcome.weight_changed:
+        d.view.mark((pool.key,))
+    elif outcome.kind in ("fail", "suspect") and rs.track.streak and rs.track.phase is Phase.UP:
+        log.info("%s: soft failure %d/%d: %s", rs.slot.id, rs.track.streak, rs.slot.fall, result.reason)
+
+
+def transition(
+    d: Director, rs: P.RealState, before: Track, after: Track, reason: str, result: Result | None = None
+) -> None:
+    rs.track = after
+    if after.phase is before.phase:
+        return
+    if after.phase is Phase.DOWN:
+        rs.placed = False
+    pool = d.layout.pools[rs.slot.pool]
+    d.counters.transitions += 1
+    d.view.mark((pool.key,))
+    d.events.emit(
+        "up" if after.phase is Phase.UP else "down",
+        mail=d.mail.get(pool.key),
+        virtual=pool.name,
+        real=str(rs.slot.dest),
+        weight=P.weight_for(rs, pool),
+        was=before.phase.value,
+        reason=reason,
+        **({} if result is None else {"check": result.check, "latency_ms": result.latency_ms}),
+    )
+
+
+def _guard_event(d: Director, pool: Pool, pstate: P.PoolState) -> None:
+    if pstate.guarded:
+        d.events.emit(
+            "guard",
+            virtual=pool.name,
+            failing=pstate.bad,
+            reals=len(pool.slots),
+            message="most checks of this pool fail for a reason on the director's side "
+            "(out of file descriptors or buffers, no route, the check loop far behind): "
+            "NOT draining the pool; fix the director",
+        )
+    else:
+        d.events.emit("guard-cleared", virtual=pool.name, failing=pstate.bad, reals=len(pool.slots))
