@@ -104,7 +104,7 @@ def command_daemon(args: argparse.Namespace) -> int:
         events=EventSink(args.event_log, args.notify_command, smtp=args.smtp),
         options=DirectorOptions(reconcile=args.reconcile, behind=args.behind),
         notify=notify,
-        logfile=LogTarget(args.logfile),
+        logfile=LogTarget("none" if args.check else args.logfile),
     )
     try:
         director.load_initial()  # the one road: the same verdict as `lvscheck check-config`

@@ -119,13 +119,13 @@ class Director:
         self.prepared = load(self.config_path, self.loader, self.engine.plugins)
         self.config = self.prepared.config
         self.file.remember()
+        self.logfile.apply(self.config.settings.logfile)
         self.log_warnings("config")
 
     async def run(self) -> None:
         """Start (kernel first), run until stopped, then clean up as ``cleanstop`` says."""
         if self.prepared is None:
             self.load_initial()
-        self.logfile.apply(self.config.settings.logfile)
         self.view.read()
         install(self, self.prepared, first=True)
         self.view.flush()

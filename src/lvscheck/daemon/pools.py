@@ -153,8 +153,6 @@ def observe(rs: RealState, pstate: PoolState, pool: Pool, result: Result, kind: 
     new_weight = derived if seen is Observation.OK else rs.weight
     if rs.track.phase is not before.phase:
         rs.weight = new_weight
-        if rs.track.phase is Phase.DOWN:
-            rs.placed = False
         return Outcome(kind, before, rs.track, held=held)
     if seen is Observation.OK and new_weight != rs.weight:
         rs.weight = new_weight

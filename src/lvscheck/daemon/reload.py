@@ -105,8 +105,8 @@ async def reload_config(d: Director, why: str) -> bool:
         d.sd_notify("READY=1")
         return False
     d.prepared, d.config = prepared, prepared.config
-    d.log_warnings(f"reload ({why})")
     d.logfile.apply(d.config.settings.logfile)
+    d.log_warnings(f"reload ({why})")
     if d.file.remember() and d.config.settings.callback:
         d.actions.callback(d.config.settings.callback, d.config_path)
     changed = install(d, prepared, first=False)

@@ -78,9 +78,9 @@ def transition(
     rs.track = after
     if after.phase is before.phase:
         return
-    if after.phase is Phase.DOWN:
-        rs.placed = False
     pool = d.layout.pools[rs.slot.pool]
+    if after.phase is Phase.DOWN:  # its entry is in place if the kernel has one now (readdquiescent)
+        rs.placed = rs.slot.dest.key in d.kernel.dests.get(pool.service.key, {})
     d.counters.transitions += 1
     d.view.mark((pool.key,))
     d.events.emit(
