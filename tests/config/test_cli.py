@@ -177,6 +177,36 @@ def test_run_config_bad_config_exits_3(tmp_path: Path) -> None:
     assert proc.stdout == ""
 
 
+def test_run_config_honours_maintenancedir_and_shows_skipped_rows(nginx: Nginx, tmp_path: Path) -> None:
+    """As the daemon: a real in maintenancedir is down and not checked; a real lvscheck cannot
+    check (external-perl) and a duplicate real are skipped, their weight shown as '-'."""
+    mdir = tmp_path / "maint"
+    mdir.mkdir()
+    (mdir / f"127.0.0.2:{nginx.http_port}").touch()
+    cf = tmp_path / "maint.cf"
+    cf.write_text(
+        f"maintenancedir={mdir}\n"
+        f"virtual=127.0.0.1:80\n\treal=127.0.0.1:{nginx.http_port} masq 5\n"
+        f"\treal=127.0.0.2:{nginx.http_port} masq 5\n\treal=127.0.0.1:{nginx.http_port} masq 5\n"
+        '\trequest="test.html"\n\treceive="Still alive"\n'
+        f"virtual=127.0.0.1:81\n\treal=127.0.0.1:{nginx.http_port} masq\n"
+        '\tchecktype=external-perl\n\tcheckcommand="/x.pl"\n'
+    )
+    proc = lvscheck("run", "--config", str(cf))
+    assert proc.returncode == 2, proc.stderr  # the real in maintenance is down
+    rows = [line.split(None, 5) for line in proc.stdout.splitlines()[1:]]
+    assert [r[2:5] for r in rows] == [
+        ["http", "up", "5"],
+        ["-", "down", "0"],
+        ["-", "skipped", "-"],
+        ["-", "skipped", "-"],
+    ]
+    assert "in maintenance (127.0.0.2:" in rows[1][5]
+    assert "duplicate" in rows[2][5]
+    assert "external-perl" in rows[3][5]
+    assert "None" not in proc.stdout
+
+
 def test_run_config_progress_on_a_terminal(web_cf: Path) -> None:
     """With stderr on a pseudo-terminal a progress line is drawn and erased."""
     import pty

@@ -224,6 +224,35 @@ def test_check_flag_names_file_and_line(tmp_path: Path) -> None:
     assert "1 virtual services, 1 real servers" in out.stdout
 
 
+def test_status_reload_refused_says_why(real: RealNginx, tmp_path: Path) -> None:
+    cf = tmp_path / "reload.cf"
+    cf.write_text(config([real.port]))
+    sock = tmp_path / "ctl.sock"
+    proc = subprocess.Popen(
+        [*LVSCHECK, "daemon", "--config", str(cf), "--ipvs", "none", "--control", str(sock)],
+        stderr=open(tmp_path / "daemon.log", "wb"),  # noqa: SIM115
+    )
+    try:
+        wait(lambda: "up" in query_states(sock), 10, "the real is up")
+        cf.write_text(config([real.port]).replace("masq 4", "bogus 4"))
+        out = subprocess.run(
+            [*LVSCHECK, "status", "--reload", "--control", str(sock)], capture_output=True, text=True
+        )
+        assert out.returncode == 1
+        assert "reload refused, the running config stays" in out.stderr
+        assert f"{cf}:9:" in out.stderr  # the real= line with the bad forwarding method
+        assert query_states(sock) == ["up"]
+        cf.write_text(config([real.port]))
+        out = subprocess.run(
+            [*LVSCHECK, "status", "--reload", "--control", str(sock)], capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        assert "reloaded" in out.stdout
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def test_status_without_a_daemon(tmp_path: Path) -> None:
     out = subprocess.run(
         [*LVSCHECK, "status", "--control", str(tmp_path / "none.sock")], capture_output=True, text=True

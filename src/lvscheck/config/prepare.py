@@ -161,9 +161,21 @@ def prepare_spec(
         line = virtual.lines.get(name, virtual.line)
         message = f"lvscheck's {spec.check} check has no option {name}: ignored"
         warnings.append(Problem(file, line, name, message))
-    try:
-        return cls.prepare(CheckSpec(spec.check, spec.target, MappingProxyType(options)))
-    except UsageError as exc:
-        line, directive = _line_of(virtual, str(exc))
-        problems.append(Problem(file, line, directive, f"{virtual.name}: {exc}"))
-        return None
+    # A check type stops at the first bad option: take it out and ask again, so one pass
+    # names every bad option of a virtual (bounded: one more try per option).
+    for _ in range(len(options) + 1):
+        try:
+            return cls.prepare(CheckSpec(spec.check, spec.target, MappingProxyType(options)))
+        except UsageError as exc:
+            line, directive = _line_of(virtual, str(exc))
+            problems.append(Problem(file, line, directive, f"{virtual.name}: {exc}"))
+            named = _named_option(str(exc))
+            if named not in options:
+                return None
+            del options[named]
+    return None
+
+
+def _named_option(message: str) -> str | None:
+    m = re.search(r"option '?([a-z_]+)'?", message)
+    return m[1] if m else None
