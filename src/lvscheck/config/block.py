@@ -296,14 +296,10 @@ def _is_fwmark_header(block: Block) -> bool:
 
 def _netmask(reader: Reader, line: int, value: str, ipv6: bool) -> str | None:
     if ipv6:
-        if (
-            not (value.isascii() and value.isdigit())
-            or len(value.lstrip("0")) > 3
-            or not 1 <= int(value) <= 128
-        ):
+        prefix = reader.number(line, "netmask", value) if value.isascii() and value.isdigit() else -1
+        if prefix is not None and not 1 <= prefix <= 128:
             reader.r.error(line, "netmask", f"{value!r} is not valid: expected a prefix length 1..128")
-            return None
-        return value
+        return value if prefix is not None and 1 <= prefix <= 128 else None
     if not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", value, re.ASCII):
         reader.r.error(
             line, "netmask", f"{value!r} is not valid: expected a dotted quad such as 255.255.255.0"

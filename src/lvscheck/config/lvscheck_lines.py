@@ -15,7 +15,7 @@ from typing import Any
 from lvscheck.config.lexer import LvscheckLine
 from lvscheck.config.model import LvscheckSettings
 from lvscheck.config.report import Report
-from lvscheck.config.values import MAX_DIGITS
+from lvscheck.config.values import read_number
 
 __all__ = ["parse_lvscheck"]
 
@@ -69,10 +69,10 @@ def parse_lvscheck(report: Report, lines: list[LvscheckLine], base: LvscheckSett
 def _lv_value(report: Report, line: int, key: str, value: str) -> Any:
     directive = f"#lvscheck {key}"
     if key in ("rise", "fall"):
-        short = len(value.lstrip("0")) <= MAX_DIGITS
-        if value.isascii() and value.isdigit() and short and 1 <= int(value) <= 1000:
-            return int(value)
-        report.error(line, directive, f"{value!r} is not valid: expected a count 1..1000")
+        count, why = read_number(value) if value.isascii() and value.isdigit() else (None, "")
+        if count is not None and 1 <= count <= 1000:
+            return count
+        report.error(line, directive, why or f"{value!r} is not valid: expected a count 1..1000")
         return None
     if key in ("interval", "fastinterval"):
         try:

@@ -85,7 +85,7 @@ def read_number(digits: str) -> tuple[int | None, str]:
             f"a number of {significant} digits is too long: lvscheck reads numbers of at most "
             f"{MAX_DIGITS} digits"
         )
-    return int(digits), ""
+    return int(digits.lstrip("0") or "0"), ""
 
 
 _DOTTED = re.compile(r"\d+\.\d+\.\d+\.\d+", re.ASCII)
