@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lvscheck.config import Config, parse_text, plans
-from lvscheck.config.parser import BLOCK_DIRECTIVES, GLOBAL_DIRECTIVES
+from lvscheck.config.directives import BLOCK_DIRECTIVES, GLOBAL_DIRECTIVES
 from lvscheck.errors import ConfigError
 
 _WORDS = [*sorted(set(BLOCK_DIRECTIVES + GLOBAL_DIRECTIVES)), "#lvscheck:", "Virtual", "timeout"]

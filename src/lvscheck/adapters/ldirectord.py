@@ -27,7 +27,8 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
-from lvscheck.config.model import Config, Problem, RealServer, VirtualService, check_spec
+from lvscheck.config.model import Config, Problem, RealServer, VirtualService
+from lvscheck.config.translate import check_spec
 from lvscheck.errors import ConfigError
 
 if TYPE_CHECKING:

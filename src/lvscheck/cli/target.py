@@ -19,27 +19,42 @@ def parse_hostport(text: str) -> tuple[str, int | None]:
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
-            raise TargetError(f"target {text!r}: missing ']' after the IPv6 address; {accepted}")
+            raise TargetError(f"target {_shown(text)}: missing ']' after the IPv6 address; {accepted}")
         host, rest = text[1:end], text[end + 1 :]
         if rest:
             if not rest.startswith(":"):
-                raise TargetError(f"target {text!r}: expected ':PORT' after ']'; {accepted}")
+                raise TargetError(f"target {_shown(text)}: expected ':PORT' after ']'; {accepted}")
             port_text = rest[1:]
     elif text.count(":") == 1:
         host, port_text = text.split(":")
     port: int | None = None
     if port_text is not None:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            raise TargetError(f"target {text!r}: port {port_text!r} is not a number 1..65535")
-        port = int(port_text)
+        port = _port_number(port_text)
+        if port is None:
+            raise TargetError(f"target {_shown(text)}: port {_shown(port_text)} is not a number 1..65535")
     try:
         host = _ip_address(host)
     except ValueError:
         if ":" in host or not _HOSTNAME.match(host) or re.fullmatch(r"[\d.]+", host):
             raise TargetError(
-                f"target {text!r}: {host!r} is not an IP address or host name; {accepted}"
+                f"target {_shown(text)}: {_shown(host)} is not an IP address or host name; {accepted}"
             ) from None
     return host, port
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for a message; a very long one shortened (an operator's typo can be huge)."""
+    if len(text) <= 60:
+        return repr(text)
+    return f"{text[:40]!r}... ({len(text)} characters)"
+
+
+def _port_number(text: str) -> int | None:
+    """ASCII digits 1..65535 (a long string is refused before ``int()``, which stops at 4,300 digits)."""
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > 5:
+        return None
+    port = int(text.lstrip("0") or "0")
+    return port if 1 <= port <= 65535 else None
 
 
 def _ip_address(text: str) -> str:

@@ -1,4 +1,4 @@
-"""The typed model of an ``ldirectord.cf`` (plus lvscheck-only settings), and the check plans.
+"""The typed model of an ``ldirectord.cf`` (plus lvscheck-only settings).
 
 This is what the rest of lvscheck consumes: :func:`lvscheck.config.load_config`
 reads a file and returns a :class:`Config`; nothing in it is a half-parsed
@@ -18,36 +18,29 @@ service inferred from the virtual port) has been resolved exactly as
         ├── lvscheck: LvscheckSettings   merged: global, then the block's ``#lvscheck:`` lines
         └── reals: (RealServer, ...)     ranges already expanded
 
-    plans(config) -> [CheckPlan]    one per (virtual, real): the CheckSpec(s) to run,
-                                    or a fixed state (checktype=on/off, service=none)
+What lvscheck runs for each real (``plans``, ``check_spec``, ``CheckPlan``) is
+:mod:`lvscheck.config.translate`; ldirectord's service and check-type tables are
+:mod:`lvscheck.config.services`.
 
 All types are frozen, slotted dataclasses and importing this module costs
-nothing beyond :mod:`lvscheck.model`.
-
-To turn plans into runnable checks, prefer :func:`lvscheck.config.prepare.prepare`
-(or ``prepare_spec`` for one spec) over ``Engine.prepare``: it drops the ldirectord
-directives a check type does not have (with a warning) instead of failing, and
-reports bad options at the line that set them.
+nothing beyond :mod:`lvscheck.config.services`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
-from lvscheck.model import CheckSpec, State, Target
+from lvscheck.config.services import DEFAULT_CHECKTIMEOUT, DEFAULT_NEGOTIATETIMEOUT
+
+if TYPE_CHECKING:  # the names that moved to translate.py; see __getattr__ below
+    from lvscheck.config.translate import CheckPlan as CheckPlan
+    from lvscheck.config.translate import check_spec as check_spec
+    from lvscheck.config.translate import plans as plans
 
 __all__ = [
-    "CHECKTYPES",
-    "DEFAULT_CHECKTIMEOUT",
-    "DEFAULT_NEGOTIATETIMEOUT",
-    "SERVICES",
-    "SERVICE_CHECKS",
-    "SERVICE_OPTIONS",
-    "SERVICE_PORTS",
-    "CheckPlan",
     "Config",
     "Fallback",
     "LvscheckSettings",
@@ -55,107 +48,9 @@ __all__ = [
     "RealServer",
     "Settings",
     "VirtualService",
-    "check_spec",
-    "plans",
-    "port_to_service",
 ]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
-
-#: ldirectord's defaults when neither the virtual nor the global section sets a timeout (§2.5).
-DEFAULT_CHECKTIMEOUT = 5
-DEFAULT_NEGOTIATETIMEOUT = 30
-
-#: ``checktype=`` words ldirectord accepts; any value containing a digit is "combined" N.
-CHECKTYPES = ("connect", "negotiate", "ping", "external", "external-perl", "on", "off")
-
-#: ``service=`` words ldirectord accepts (lowercase only).
-SERVICES = (
-    "dns",
-    "ftp",
-    "http",
-    "https",
-    "http_proxy",
-    "imap",
-    "imaps",
-    "ldap",
-    "ldaps",
-    "mysql",
-    "nntp",
-    "none",
-    "oracle",
-    "pop",
-    "pops",
-    "radius",
-    "pgsql",
-    "sip",
-    "smtp",
-    "submission",
-    "simpletcp",
-)
-
-#: ldirectord's port <-> service table (``ld_port_to_service`` / ``ld_service_to_port``).
-SERVICE_PORTS: Mapping[str, int] = MappingProxyType(
-    {
-        "ftp": 21,
-        "smtp": 25,
-        "dns": 53,
-        "http": 80,
-        "pop": 110,
-        "nntp": 119,
-        "imap": 143,
-        "ldap": 389,
-        "https": 443,
-        "submission": 587,
-        "ldaps": 636,
-        "imaps": 993,
-        "pops": 995,
-        "oracle": 1521,
-        "radius": 1812,
-        "http_proxy": 3128,
-        "mysql": 3306,
-        "sip": 5060,
-        "pgsql": 5432,
-    }
-)
-_PORT_SERVICES = {port: name for name, port in SERVICE_PORTS.items()}
-
-#: ldirectord service -> lvscheck check type.  The names are the same on purpose;
-#: ``none`` has no entry (no check at all: the real is always up).
-SERVICE_CHECKS: Mapping[str, str] = MappingProxyType({s: s for s in SERVICES if s != "none"})
-
-#: Which of a virtual's check directives ldirectord's check for a service reads.
-#: Only these are handed to the lvscheck check (as options of the same name).
-SERVICE_OPTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "http": ("request", "receive", "virtualhost", "httpmethod"),
-        "https": ("request", "receive", "virtualhost", "httpmethod"),
-        "http_proxy": ("request", "receive", "httpmethod"),
-        "ftp": ("login", "passwd", "request", "receive"),
-        "smtp": (),
-        "submission": (),
-        "pop": ("login", "passwd"),
-        "pops": ("login", "passwd"),
-        "imap": ("login", "passwd"),
-        "imaps": ("login", "passwd"),
-        "ldap": ("login", "passwd", "request", "receive"),
-        "ldaps": ("login", "passwd", "request", "receive"),
-        "nntp": (),
-        "dns": ("request", "receive"),
-        "radius": ("login", "passwd", "secret"),
-        "sip": ("login",),
-        "simpletcp": ("request", "receive"),
-        "mysql": ("login", "passwd", "database", "request", "receive"),
-        "pgsql": ("login", "passwd", "database", "request", "receive"),
-        # ldirectord logs in with DBI; lvscheck's oracle check pings the TNS listener instead
-        "oracle": (),
-    }
-)
-
-
-def port_to_service(port: int) -> str:
-    """ldirectord's inference of ``service=`` from the virtual port: ``none`` when unknown."""
-    return _PORT_SERVICES.get(port, "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,159 +298,15 @@ class Config:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class CheckPlan:
-    """How one real of one virtual is checked.
-
-    * ``spec`` is the check to run (``None``: nothing to run);
-    * ``fixed`` is the state when nothing runs: ``UP`` for ``checktype=on`` and
-      ``service=none``, ``DOWN`` for ``checktype=off``; ``None`` when ``spec`` runs
-      or when the check cannot be run by lvscheck (``unsupported`` says why);
-    * ``connect`` and ``combined``: ``checktype=N`` runs ``spec`` once, then
-      ``connect`` N times while it succeeds, then ``spec`` again.
-    """
-
-    virtual: VirtualService
-    real: RealServer
-    spec: CheckSpec | None
-    fixed: State | None = None
-    connect: CheckSpec | None = None
-    combined: int = 0
-    unsupported: str | None = None
+#: Names that lived here before translate.py existed; still importable from this module
+#: (config/prepare.py uses them) without an import at module level, so model.py stays a
+#: leaf.  New code imports them from ``lvscheck.config``.
+_MOVED_TO_TRANSLATE = frozenset({"CheckPlan", "check_spec", "plans"})
 
 
-def _target(virtual: VirtualService, real: RealServer) -> Target:
-    return Target(
-        real.host,
-        real.port or None,
-        weight=real.weight,
-        virtual=virtual.name,
-        forwarding=real.forwarding,
-    )
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_TRANSLATE:
+        from lvscheck.config import translate
 
-
-def _timeouts(virtual: VirtualService) -> dict[str, str]:
-    return {
-        "checktimeout": str(virtual.checktimeout),
-        "negotiatetimeout": str(virtual.negotiatetimeout),
-    }
-
-
-def _port_option(virtual: VirtualService, real: RealServer, service: str) -> dict[str, str]:
-    """ldirectord's ``ld_checkport``: checkport, else the real's port, else the service's port."""
-    if virtual.checkport is not None:
-        return {"checkport": str(virtual.checkport)}
-    if real.port > 0:
-        return {}
-    port = SERVICE_PORTS.get(service)
-    return {"checkport": str(port)} if port is not None else {}
-
-
-def _is_lvscheck_ldirectord(command: str) -> bool:
-    return os.path.basename(command.strip().strip('"')) == "lvscheck-ldirectord"
-
-
-def _normalise_request(options: dict[str, str], service: str) -> None:
-    """ldirectord adds a "/" to every request, and each check takes it off again, except
-    http (a path, or a full URL) and ftp (a path)."""
-    request = options["request"]
-    if service in ("http", "https", "ftp"):
-        if "://" not in request and not request.startswith("/"):
-            options["request"] = "/" + request
-        elif "://" in request:
-            options["request"] = request.lstrip("/")
-    elif service == "http_proxy":
-        options["request"] = request.lstrip("/")
-    elif request.startswith("/"):
-        options["request"] = request[1:]
-    if not options["request"]:
-        del options["request"]
-
-
-def check_spec(virtual: VirtualService, real: RealServer, *, connect: bool = False) -> CheckSpec | None:
-    """The :class:`~lvscheck.CheckSpec` lvscheck runs for ``real`` of ``virtual``.
-
-    ``None`` when there is nothing to run (checktype on/off, service none,
-    external-perl).  ``connect=True`` gives the connect check of a combined N
-    checktype.  ``checktype=external`` whose ``checkcommand`` is
-    ``lvscheck-ldirectord`` is run as the negotiate check it stands for (the
-    service decides); any other checkcommand gives an ``external`` spec with
-    ``checkcommand``/``vip``/``vport`` options.
-    """
-    checktype = "connect" if connect else virtual.checktype
-    ls = virtual.lvscheck
-    target = _target(virtual, real)
-    options: dict[str, str] = _timeouts(virtual)
-    if checktype == "external" and _is_lvscheck_ldirectord(virtual.checkcommand):
-        checktype = "negotiate"
-    if checktype in ("on", "off", "external-perl"):
-        return None
-    if checktype == "external":
-        options |= {"checkcommand": virtual.checkcommand, "vip": virtual.vip_arg, "vport": str(virtual.port)}
-        options |= dict(ls.options)
-        return CheckSpec(ls.check or "external", target, MappingProxyType(options))
-    if checktype in ("connect", "ping"):
-        if checktype == "connect" and virtual.protocol == "udp":
-            checktype = "ping"  # ldirectord pings for checktype=connect on udp
-        options |= _port_option(virtual, real, virtual.service) if checktype == "connect" else {}
-        if not connect:
-            options |= dict(ls.options)
-        return CheckSpec(checktype if connect else (ls.check or checktype), target, MappingProxyType(options))
-    # negotiate, or combined N
-    check = ls.check or SERVICE_CHECKS.get(virtual.service)
-    if check is None:
-        return None  # service=none: ldirectord's check_none, always up
-    options |= _port_option(virtual, real, virtual.service)
-    for name in SERVICE_OPTIONS.get(virtual.service, ()):
-        if name in virtual.options:
-            options[name] = virtual.options[name]
-    if (
-        real.request is not None
-        and real.receive is not None
-        and "request" in SERVICE_OPTIONS.get(virtual.service, ())
-    ):
-        options["request"] = real.request
-        options["receive"] = real.receive
-        if not real.receive:
-            del options["receive"]
-    if "request" in options:
-        _normalise_request(options, virtual.service)
-    if virtual.service == "dns":  # ldirectord: TCP for a tcp virtual, else UDP
-        options["protocol"] = "tcp" if virtual.protocol == "tcp" else "udp"
-    elif virtual.service == "sip":  # ldirectord: the virtual's protocol, TCP for fwmark services
-        options["protocol"] = "udp" if virtual.protocol == "udp" else "tcp"
-    options |= dict(ls.options)
-    return CheckSpec(check, target, MappingProxyType(options))
-
-
-def plans(config: Config) -> list[CheckPlan]:
-    """One :class:`CheckPlan` per (virtual, real), in file order."""
-    out: list[CheckPlan] = []
-    for virtual in config.virtuals:
-        for real in virtual.reals:
-            out.append(_plan(virtual, real))
-    return out
-
-
-def _plan(virtual: VirtualService, real: RealServer) -> CheckPlan:
-    kind = virtual.checktype
-    if kind == "on":
-        return CheckPlan(virtual, real, None, State.UP)
-    if kind == "off":
-        return CheckPlan(virtual, real, None, State.DOWN)
-    if kind == "external-perl":
-        return CheckPlan(
-            virtual,
-            real,
-            None,
-            unsupported=f"checktype=external-perl ({virtual.checkcommand}) runs Perl inside ldirectord; "
-            "lvscheck cannot run it: use checktype=external or negotiate",
-        )
-    spec = check_spec(virtual, real)
-    if spec is None:
-        return CheckPlan(virtual, real, None, State.UP)  # service=none
-    if kind == "combined" and virtual.combined:
-        return CheckPlan(
-            virtual, real, spec, connect=check_spec(virtual, real, connect=True), combined=virtual.combined
-        )
-    return CheckPlan(virtual, real, spec)
+        return getattr(translate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,8 @@ from lvscheck.config.model import Problem
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from lvscheck.config.model import CheckPlan, Config, VirtualService
+    from lvscheck.config.model import Config, VirtualService
+    from lvscheck.config.translate import CheckPlan
 
 __all__ = ["Layout", "Pool", "Slot", "build_layout", "service_for"]
 

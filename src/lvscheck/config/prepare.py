@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from lvscheck.config.model import CheckPlan, Config, Problem, VirtualService, plans
+from lvscheck.config.model import Config, Problem, VirtualService
 from lvscheck.config.pools import Layout, build_layout
+from lvscheck.config.translate import CheckPlan, plans
 from lvscheck.errors import ConfigError, UsageError
 from lvscheck.model import CheckSpec
 
@@ -74,7 +75,7 @@ def read(path: str, plugins: PluginHost | None = None, *, syntax_only: bool = Fa
     and whose ``warnings`` lists every warning found on the way.  With
     ``syntax_only`` the check types are not loaded (their options are not checked).
     """
-    from lvscheck.config.parser import parse_partial, read_text
+    from lvscheck.config.load import parse_partial, read_text
 
     config, report = parse_partial(read_text(path), path)
     return _finish(config, list(report.errors), plugins, syntax_only)

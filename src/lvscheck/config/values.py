@@ -1,10 +1,14 @@
-"""Addresses, ports and service names as ldirectord reads them, without any network lookup.
+"""Addresses, ports, service names and numbers as ldirectord reads them, without any lookup.
 
 ldirectord resolves host names with getaddrinfo and port names through
 /etc/services when it starts.  lvscheck never touches the network to read a
 config: literal IP addresses and ``localhost`` only, and port names from the
 built-in table below (the common entries of Debian's /etc/services, with the
 protocols they are listed for).
+
+Numbers are bounded: a run of more than :data:`MAX_DIGITS` digits (leading zeros not
+counted) is an error, so that no value can reach Python's limit on converting long
+strings to integers (4,300 digits) or make a timeout or weight meaningless.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["PORT_NAMES", "resolve_host", "resolve_port"]
+__all__ = ["MAX_DIGITS", "PORT_NAMES", "read_number", "resolve_host", "resolve_port"]
 
 _T = ("tcp",)
 _U = ("udp",)
@@ -69,6 +73,21 @@ PORT_NAMES: Mapping[str, tuple[int, tuple[str, ...]]] = MappingProxyType(
     }
 )
 
+#: The longest number lvscheck reads from a config (below 2**63; leading zeros do not count).
+MAX_DIGITS = 18
+
+
+def read_number(digits: str) -> tuple[int | None, str]:
+    """ASCII ``digits`` as ``(number, "")``, or ``(None, why)`` when there are too many of them."""
+    significant = len(digits.lstrip("0"))
+    if significant > MAX_DIGITS:
+        return None, (
+            f"a number of {significant} digits is too long: lvscheck reads numbers of at most "
+            f"{MAX_DIGITS} digits"
+        )
+    return int(digits.lstrip("0") or "0"), ""
+
+
 _DOTTED = re.compile(r"\d+\.\d+\.\d+\.\d+", re.ASCII)
 
 
@@ -111,7 +130,9 @@ def resolve_port(text: str, protocols: tuple[str, ...]) -> tuple[int | None, str
     protocol in ``protocols`` (``()`` means any protocol).
     """
     if text.isascii() and text.isdigit():
-        port = int(text)
+        port, why = read_number(text)
+        if port is None:
+            return None, f"port: {why}"
         if port > 65535:
             return None, f"port {text} is above 65535"
         return port, ""
