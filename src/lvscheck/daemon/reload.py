@@ -25,6 +25,7 @@ from lvscheck.daemon.state import Phase, initial_track
 from lvscheck.errors import ConfigError
 
 if TYPE_CHECKING:
+    from lvscheck.config.pools import Layout
     from lvscheck.daemon.director import Director
     from lvscheck.plugins import PluginHost
 
@@ -132,20 +133,7 @@ def install(director: Director, prepared: Prepared, *, first: bool) -> set[str]:
             changed.add(director.reals[sid].slot.pool)
             del director.reals[sid]
     director.layout = layout
-    for key, pool in layout.pools.items():
-        director.pools.setdefault(key, PoolState())
-        v = pool.virtual
-        director.mail[key] = MailSettings(
-            v.emailalert, v.smtp, settings.emailalertfrom, v.emailalertstatus, v.emailalertfreq
-        )
-        before = old.pools.get(key)
-        if before is None or before.service != pool.service or before.virtual != pool.virtual:
-            changed.add(key)
-    for key in list(director.pools):
-        if key not in layout.pools:
-            del director.pools[key]
-            director.mail.pop(key, None)
-            changed.add(key)
+    changed |= _install_pools(director, old, layout, settings.emailalertfrom)
     options = director.options
     unknown = sum(1 for sid in layout.slots if sid not in director.reals)
     first_spread = max(options.first_round, unknown / options.first_rate)
@@ -182,6 +170,26 @@ def install(director: Director, prepared: Prepared, *, first: bool) -> set[str]:
         director.pools[key].bad = sum(director.reals[sid].last_kind in BAD_KINDS for sid in pool.slots)
     director.view.mark(layout.pools if first else changed & set(layout.pools))
     return {old.pools[k].name if k in old.pools else layout.pools[k].name for k in changed}
+
+
+def _install_pools(director: Director, old: Layout, layout: Layout, mail_from: str | None) -> set[str]:
+    """Pool state and mail settings for the new layout; the keys of pools that changed."""
+    changed: set[str] = set()
+    for key, pool in layout.pools.items():
+        director.pools.setdefault(key, PoolState())
+        v = pool.virtual
+        director.mail[key] = MailSettings(
+            v.emailalert, v.smtp, mail_from, v.emailalertstatus, v.emailalertfreq
+        )
+        before = old.pools.get(key)
+        if before is None or before.service != pool.service or before.virtual != pool.virtual:
+            changed.add(key)
+    for key in list(director.pools):
+        if key not in layout.pools:
+            del director.pools[key]
+            director.mail.pop(key, None)
+            changed.add(key)
+    return changed
 
 
 def _changing(rs: RealState) -> Callable[[], bool]:
