@@ -135,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lvscheck.cli.daemon import command_status
 
             return command_status(args)
+        if args.command in ("drain", "undrain", "maintenance"):
+            from lvscheck.cli.operate import command_operate
+
+            return command_operate(args)
     except (UsageError, PluginError) as exc:  # a broken plugin is the installation's problem: no traceback
         print(f"lvscheck: {exc}", file=sys.stderr)
         return EXIT_UNKNOWN

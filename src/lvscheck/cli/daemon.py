@@ -9,12 +9,12 @@ import json
 import logging
 import os
 import sys
-import time
 from typing import Any
 
 __all__ = ["DEFAULT_CONTROL", "add_arguments", "command_daemon", "command_status"]
 
 DEFAULT_CONTROL = "/run/lvscheck/lvscheck.sock"
+DEFAULT_STATE_DIR = "/var/lib/lvscheck"
 
 log = logging.getLogger("lvscheck.daemon")
 
@@ -28,7 +28,27 @@ def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentPars
         help="netlink (default): program the kernel IPVS table; none: run the checks, write nothing",
     )
     daemon.add_argument("--control", default=DEFAULT_CONTROL, metavar="PATH", help="status socket")
-    daemon.add_argument("--metrics", metavar="[HOST:]PORT", help="serve Prometheus metrics (127.0.0.1)")
+    daemon.add_argument(
+        "--metrics",
+        metavar="[HOST:]PORT",
+        help="serve the status page, /status.json and Prometheus /metrics (127.0.0.1)",
+    )
+    daemon.add_argument(
+        "--control-group",
+        metavar="GROUP",
+        help="members of GROUP may use the control socket too (mode 0660; default: root only)",
+    )
+    daemon.add_argument(
+        "--state-dir",
+        default=DEFAULT_STATE_DIR,
+        metavar="DIR",
+        help=f"where drained reals and reals in maintenance are kept ({DEFAULT_STATE_DIR})",
+    )
+    daemon.add_argument(
+        "--http-tokens",
+        metavar="FILE",
+        help="lines 'NAME TOKEN': allows POST /action with that bearer token (default: HTTP is read-only)",
+    )
     daemon.add_argument("--event-log", metavar="FILE", help="append one JSON line per event")
     daemon.add_argument("--notify-command", metavar="CMD", help="run CMD EVENT VIRTUAL REAL on transitions")
     daemon.add_argument(
@@ -69,6 +89,8 @@ def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentPars
     status.add_argument("--control", default=DEFAULT_CONTROL, metavar="PATH", help="the daemon's socket")
     status.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
     status.add_argument("--reload", action="store_true", help="ask the daemon to reload its config")
+    status.add_argument("--watch", action="store_true", help="redraw the table in place until Ctrl-C")
+    status.add_argument("--interval", type=float, default=2.0, metavar="S", help="--watch: every S s (2)")
 
 
 def command_daemon(args: argparse.Namespace) -> int:
@@ -108,6 +130,9 @@ def command_daemon(args: argparse.Namespace) -> int:
     )
     try:
         director.load_initial()  # the one road: the same verdict as `lvscheck check-config`
+        director.overrides = _load_overrides(args)
+        http_tokens = _load_tokens(args)
+        control_gid = _control_gid(args)
     except ConfigError as exc:
         for warning in exc.warnings:
             print(f"lvscheck daemon: [warn] {warning}", file=sys.stderr)
@@ -132,7 +157,7 @@ def command_daemon(args: argparse.Namespace) -> int:
             return 3
         runner = uvloop.run
     try:
-        runner(_main(director, args))
+        runner(_main(director, args, http_tokens, control_gid))
     except AdapterError as exc:
         print(f"lvscheck daemon: {exc}", file=sys.stderr)
         return 1
@@ -145,7 +170,40 @@ def command_daemon(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _main(director: Any, args: argparse.Namespace) -> None:
+def _load_overrides(args: argparse.Namespace) -> Any:
+    from lvscheck.daemon.overrides import Overrides
+
+    overrides = Overrides.load(args.state_dir)
+    if overrides.drained or overrides.maintenance:
+        log.warning(
+            "kept from before (%s): drained %s; in maintenance %s",
+            overrides.path,
+            ", ".join(f"{v} {r}" for v, r in sorted(overrides.drained)) or "none",
+            ", ".join(sorted(overrides.maintenance)) or "none",
+        )
+    return overrides
+
+
+def _load_tokens(args: argparse.Namespace) -> Any:
+    from lvscheck.web.tokens import Tokens
+
+    return Tokens.load(args.http_tokens)
+
+
+def _control_gid(args: argparse.Namespace) -> int | None:
+    import grp
+
+    from lvscheck.errors import ConfigError
+
+    if not args.control_group:
+        return None
+    try:
+        return grp.getgrnam(args.control_group).gr_gid
+    except KeyError:
+        raise ConfigError(f"--control-group {args.control_group}: no such group") from None
+
+
+async def _main(director: Any, args: argparse.Namespace, tokens: Any = None, gid: int | None = None) -> None:
     from lvscheck.daemon.control import serve_control, serve_metrics
     from lvscheck.daemon.sdnotify import notify, watchdog_interval
 
@@ -153,10 +211,10 @@ async def _main(director: Any, args: argparse.Namespace) -> None:
     servers = []
     if args.control:
         os.makedirs(os.path.dirname(args.control) or ".", exist_ok=True)
-        servers.append(await serve_control(director, args.control))
+        servers.append(await serve_control(director, args.control, gid))
     if args.metrics:
         host, _, port = args.metrics.rpartition(":")
-        servers.append(await serve_metrics(director, host or "127.0.0.1", int(port)))
+        servers.append(await serve_metrics(director, host or "127.0.0.1", int(port), tokens))
     every = watchdog_interval()
     dog = None
     if every:
@@ -199,31 +257,13 @@ def command_status(args: argparse.Namespace) -> int:
     if args.json or args.reload:
         print(json.dumps(answer, indent=2, default=str))
         return 0 if not args.reload or answer.get("reloaded") else 1
-    lag = answer["start_lag"]
-    print(
-        f"lvscheck daemon pid {answer['pid']} {answer['state']}, config {answer['config']}, "
-        f"ipvs {answer['ipvs']}, {answer['checks']} checks, start lag p50 {lag['p50'] * 1000:.1f} ms "
-        f"p99 {lag['p99'] * 1000:.1f} ms, IPVS write errors {answer['ipvs_write_errors']}"
-    )
-    now = time.time()
-    for v in answer["virtuals"]:
-        flags = []
-        if not v["in_kernel"]:
-            flags.append("NOT IN KERNEL")
-        if v["guarded"]:
-            flags.append("GUARDED")
-        if v["fallback_active"]:
-            flags.append(f"fallback {v['fallback']} active")
-        print(f"\n{v['virtual']} ({v['service']} {v['scheduler']}){'  ' + ', '.join(flags) if flags else ''}")
-        print(f"  {'real':<24} {'state':<8} {'weight':>6} {'kernel':>6} {'last':>7} {'latency':>9}  reason")
-        for r in v["reals"]:
-            kw = "-" if r["kernel_weight"] is None else str(r["kernel_weight"])
-            last = "-" if r["last_check"] is None else f"{now - r['last_check']:.1f}s"
-            lat = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.1f}ms"
-            state = r["state"] + (f"({r['streak']})" if r["streak"] else "")
-            reason = r["reason"] or (f"fixed {r['fixed']}" if r["fixed"] else "")
-            if r.get("maintenance"):
-                reason = f"MAINTENANCE ({r['maintenance']}); last check: {reason}"
-            weight = r["configured_weight"]
-            print(f"  {r['real']:<24} {state:<8} {weight:>6} {kw:>6} {last:>7} {lat:>9}  {reason}")
+    from lvscheck.cli.status_view import render, watch
+
+    if args.watch:
+        return watch(lambda: query(args.control), args.interval)
+    try:
+        sys.stdout.write(render(answer, sys.stdout.isatty() and not os.environ.get("NO_COLOR")))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

@@ -111,4 +111,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         sub.add_parser("daemon", help="run an ldirectord.cf: check the reals and program IPVS"),
         sub.add_parser("status", help="show the running daemon's view of every real"),
     )
+
+    from lvscheck.cli.operate import add_arguments as operate_arguments
+
+    operate_arguments(sub)
     return parser

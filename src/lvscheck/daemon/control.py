@@ -1,11 +1,12 @@
-"""The running daemon's two small servers: the control socket and the metrics endpoint.
+"""The running daemon's control socket, and its HTTP listener (:mod:`lvscheck.web`).
 
-* Control: a unix stream socket (``--control``, mode 0600).  A client writes one
-  line (``status`` or ``reload``) and reads one JSON document; ``lvscheck
-  status`` is that client.
-* Metrics: Prometheus text format over HTTP/1.0 on ``127.0.0.1:PORT``
-  (``--metrics``), stdlib asyncio only.  Any path answers (``/metrics`` by
-  convention).
+* Control: a unix stream socket (``--control``), mode 0600 owned by root, or 0660
+  with ``--control-group GROUP``; the daemon also checks each client's credentials
+  (SO_PEERCRED: root, the daemon's own user, or a member of the group).  A client
+  writes one line and reads one JSON document: ``status``, ``reload``, or a JSON
+  action (``{"action": "drain", ...}``, see :mod:`lvscheck.daemon.actions`);
+  ``lvscheck status``/``drain``/``undrain``/``maintenance`` are that client.
+* HTTP: the status page, ``/status.json``, ``/metrics`` (:mod:`lvscheck.web.server`).
 """
 
 from __future__ import annotations
@@ -16,27 +17,70 @@ import json
 import logging
 import os
 import socket
+import struct
 from typing import TYPE_CHECKING, Any
 
-from lvscheck.daemon.metrics import render_metrics
+from lvscheck.daemon.operate import ActionError, perform
 
 if TYPE_CHECKING:
     from lvscheck.daemon.director import Director
 
-__all__ = ["query", "serve_control", "serve_metrics"]
+__all__ = ["peer_allowed", "query", "serve_control", "serve_metrics"]
 
 log = logging.getLogger("lvscheck.daemon")
 
 
-async def serve_control(director: Director, path: str) -> asyncio.Server:
+def _peer(writer: asyncio.StreamWriter) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a unix socket."""
+    sock = writer.get_extra_info("socket")
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return pid, uid, gid
+
+
+def _groups_of(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Groups:"):
+                    return {int(g) for g in line.split()[1:]}
+    except (OSError, ValueError):
+        pass
+    return set()
+
+
+def peer_allowed(pid: int, uid: int, gid: int, group: int | None) -> bool:
+    """Root, the daemon's own user, or (with a control group) a member of it."""
+    if uid in (0, os.geteuid()):
+        return True
+    return group is not None and (gid == group or group in _groups_of(pid))
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+async def serve_control(director: Director, path: str, group: int | None = None) -> asyncio.Server:
+    """Listen on ``path`` (0600; 0660 and chgrp ``group`` when given)."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            pid, uid, gid = _peer(writer)
             line = (await asyncio.wait_for(reader.readline(), 5)).decode(errors="replace").strip()
             answer: dict[str, Any]
-            if line == "status":
+            if not peer_allowed(pid, uid, gid, group):
+                log.warning(
+                    "control socket: refused uid %d (pid %d): not root nor in the control group", uid, pid
+                )
+                answer = {"error": "permission denied: root or the control group only"}
+            elif line == "status":
                 answer = director.status()
             elif line == "reload":
                 ok = await director.reload("control socket")
@@ -46,8 +90,16 @@ async def serve_control(director: Director, path: str) -> asyncio.Server:
                     "config": director.config_path,
                     "problems": last.get("problems", []),
                 }
+            elif line.startswith("{"):
+                try:
+                    request = json.loads(line)
+                    if not isinstance(request, dict):
+                        raise ActionError("a JSON object, please")
+                    answer = perform(director, request, f"{_user_name(uid)} (uid {uid}, pid {pid})")
+                except (ActionError, ValueError) as exc:
+                    answer = {"error": str(exc)}
             else:
-                answer = {"error": f"unknown request {line!r}: status or reload"}
+                answer = {"error": f"unknown request {line!r}: status, reload or a JSON action"}
             writer.write(json.dumps(answer, default=str).encode() + b"\n")
             await writer.drain()
         except (OSError, TimeoutError, asyncio.IncompleteReadError):
@@ -60,30 +112,17 @@ async def serve_control(director: Director, path: str) -> asyncio.Server:
         server = await asyncio.start_unix_server(handle, path, limit=1 << 16)
     finally:
         os.umask(old)
+    if group is not None:
+        os.chown(path, -1, group)
+    os.chmod(path, 0o600 if group is None else 0o660)
     return server
 
 
-async def serve_metrics(director: Director, host: str, port: int) -> asyncio.Server:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-            method = request.split(b" ", 1)[0]
-            if method not in (b"GET", b"HEAD"):
-                writer.write(b"HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
-            else:
-                body = render_metrics(director).encode()
-                writer.write(
-                    b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                    + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                    + (body if method == b"GET" else b"")
-                )
-            await writer.drain()
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
+async def serve_metrics(director: Director, host: str, port: int, tokens: Any = None) -> asyncio.Server:
+    """The HTTP listener: status page, /status.json, /metrics (:mod:`lvscheck.web.server`)."""
+    from lvscheck.web.server import serve_http
 
-    return await asyncio.start_server(handle, host, port, reuse_address=True)
+    return await serve_http(director, host, port, tokens)
 
 
 def query(path: str, request: str = "status", timeout: float = 10.0) -> dict[str, Any]:

@@ -35,8 +35,10 @@ from lvscheck.daemon import pools as P
 from lvscheck.daemon import results
 from lvscheck.daemon.actions import SideActions, list_maintenancedir
 from lvscheck.daemon.events import EventSink, MailSettings
+from lvscheck.daemon.history import History
 from lvscheck.daemon.kernel import Backend, KernelView
 from lvscheck.daemon.logfile import LogTarget
+from lvscheck.daemon.overrides import Overrides
 from lvscheck.daemon.reload import ConfigFile, freeze_heap, install, load, reload_config
 from lvscheck.daemon.scheduler import Job, Scheduler
 from lvscheck.daemon.status import Counters, document
@@ -106,6 +108,8 @@ class Director:
         self.state = "starting"
         self._stopping = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
+        self.history = History()  # per-real latency and transition rings (status page)
+        self.overrides = Overrides()  # drained reals and reals in maintenance (lvscheck drain)
 
     @property
     def kernel(self) -> Table:
@@ -207,7 +211,7 @@ class Director:
 
     def _minutely(self) -> None:
         directory = self.config.settings.maintenancedir if self.config is not None else None
-        self.apply_maintenance(list_maintenancedir(directory))
+        self.apply_maintenance(list_maintenancedir(directory) | self.overrides.maintenance)
         self.actions.remind_down(self.layout.pools, self.reals, self.mail)
 
     def apply_maintenance(self, names: Iterable[str]) -> None:
@@ -227,7 +231,10 @@ class Director:
             return None
         in_kernel = self.kernel.dests.get(pool.service.key, {})
         readd = bool(self.config is not None and self.config.settings.readdquiescent)
-        want = P.desired_pool(pool, self.reals, in_kernel, readdquiescent=readd)
+        drained = self.overrides.drained_ids(
+            pool.name, ((s, str(self.reals[s].slot.dest)) for s in pool.slots)
+        )
+        want = P.desired_pool(pool, self.reals, in_kernel, readdquiescent=readd, drained=drained)
         pstate = self.pools[key]
         if want.all_down != pstate.all_down:
             pstate.all_down = want.all_down

@@ -1,4 +1,9 @@
-"""Prometheus text exposition of the daemon's counters and per-real state."""
+"""Prometheus text exposition of the daemon's counters and per-real state.
+
+Per real (labels ``virtual``, ``real``): state, kernel weight, last check latency and
+age, state changes, drained and maintenance.  ``promtool check metrics`` accepts the
+output (tests/web/test_metrics.py).
+"""
 
 from __future__ import annotations
 
@@ -17,11 +22,19 @@ def _esc(value: str) -> str:
 
 
 def render_metrics(director: Director) -> str:
+    import sys
+    import time
+
+    from lvscheck._version import __version__
     from lvscheck.daemon.status import LATENCY_BOUNDS
 
     c = director.counters
     out: list[str] = []
     add = out.append
+    add("# HELP lvscheck_build_info The running lvscheck: version and Python (always 1).")
+    add("# TYPE lvscheck_build_info gauge")
+    py = ".".join(map(str, sys.version_info[:3]))
+    add(f'lvscheck_build_info{{version="{_esc(__version__)}",python="{py}"}} 1')
     add("# HELP lvscheck_checks_total Checks run, by result.")
     add("# TYPE lvscheck_checks_total counter")
     for state, n in sorted(c.checks.items()):
@@ -41,6 +54,7 @@ def render_metrics(director: Director) -> str:
     add("# TYPE lvscheck_start_lag_seconds summary")
     add(f'lvscheck_start_lag_seconds{{quantile="0.5"}} {lag["p50"]:.6f}')
     add(f'lvscheck_start_lag_seconds{{quantile="0.99"}} {lag["p99"]:.6f}')
+    add(f"lvscheck_start_lag_seconds_sum {director.scheduler.lag.total:.6f}")
     add(f"lvscheck_start_lag_seconds_count {int(lag['count'])}")
     add("# HELP lvscheck_start_lag_max_seconds Largest start lag since the daemon started.")
     add("# TYPE lvscheck_start_lag_max_seconds gauge")
@@ -66,6 +80,14 @@ def render_metrics(director: Director) -> str:
     add("# TYPE lvscheck_real_state gauge")
     weights: list[str] = []
     guards: list[str] = []
+    latency: list[str] = []
+    age: list[str] = []
+    changes: list[str] = []
+    drained: list[str] = []
+    maint: list[str] = []
+    now = time.time()
+    hist = director.history.reals
+    ov = director.overrides
     for pool in director.layout.pools.values():
         v = _esc(pool.name)
         sk = pool.service.key
@@ -73,16 +95,37 @@ def render_metrics(director: Director) -> str:
         guards.append(f'lvscheck_pool_guarded{{virtual="{v}"}} {int(bool(pstate and pstate.guarded))}')
         for sid in pool.slots:
             rs = director.reals[sid]
-            r = _esc(str(rs.slot.dest))
-            add(f'lvscheck_real_state{{virtual="{v}",real="{r}"}} {_PHASE_VALUE[rs.track.phase.value]}')
+            real = str(rs.slot.dest)
+            labels = f'{{virtual="{v}",real="{_esc(real)}"}}'
+            add(f"lvscheck_real_state{labels} {_PHASE_VALUE[rs.track.phase.value]}")
             kd = director.kernel.dest(sk, *rs.slot.dest.key)
-            weights.append(
-                f'lvscheck_real_weight{{virtual="{v}",real="{r}"}} {-1 if kd is None else kd.weight}'
-            )
+            weights.append(f"lvscheck_real_weight{labels} {-1 if kd is None else kd.weight}")
+            if rs.last is not None and rs.last_time is not None:
+                latency.append(f"lvscheck_real_check_latency_seconds{labels} {rs.last.latency:.6f}")
+                age.append(f"lvscheck_real_last_check_age_seconds{labels} {max(0.0, now - rs.last_time):.3f}")
+            h = hist.get(sid)
+            changes.append(f"lvscheck_real_transitions_total{labels} {0 if h is None else h.changes}")
+            drained.append(f"lvscheck_real_drained{labels} {int(ov.is_drained(pool.name, real))}")
+            maint.append(f"lvscheck_real_maintenance{labels} {int(rs.maintenance is not None)}")
     add("# HELP lvscheck_real_weight Weight in the kernel table (-1: no entry).")
     add("# TYPE lvscheck_real_weight gauge")
     out += weights
     add("# HELP lvscheck_pool_guarded 1 while the pool guard holds a pool (director-side failures).")
     add("# TYPE lvscheck_pool_guarded gauge")
     out += guards
+    for name, type_, help_, lines in (
+        ("lvscheck_real_check_latency_seconds", "gauge", "Latency of the real's last check.", latency),
+        ("lvscheck_real_last_check_age_seconds", "gauge", "Seconds since the real's last check.", age),
+        ("lvscheck_real_transitions_total", "counter", "State changes of the real.", changes),
+        ("lvscheck_real_drained", "gauge", "1 while drained by an operator (weight 0).", drained),
+        (
+            "lvscheck_real_maintenance",
+            "gauge",
+            "1 while in maintenance (lvscheck maintenance, maintenancedir).",
+            maint,
+        ),
+    ):
+        add(f"# HELP {name} {help_}")
+        add(f"# TYPE {name} {type_}")
+        out += lines
     return "\n".join(out) + "\n"

@@ -23,6 +23,7 @@ it writes IPVS, sends events and runs commands.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -210,8 +211,10 @@ def desired_pool(
     in_kernel: dict[tuple[str, int], Dest],
     *,
     readdquiescent: bool,
+    drained: Container[str] = (),
 ) -> DesiredPool:
-    """The service and destinations ``pool`` should have now; ``in_kernel``: what it has."""
+    """The service and destinations ``pool`` should have now; ``in_kernel``: what it has;
+    ``drained``: the reals an operator drained (weight 0, entry kept)."""
     out = DesiredPool(pool.service)
     any_up = any_unknown = False
     for sid in pool.slots:
@@ -224,6 +227,8 @@ def desired_pool(
             continue
         if phase is Phase.DOWN and rs.placed and not readdquiescent and d.key not in in_kernel:
             continue  # quiesced, then deleted by hand: ldirectord leaves it out (readdquiescent=no)
+        if d.weight and sid in drained:
+            d = replace(d, weight=0)
         out.dests[d.key] = d
     out.all_down = bool(pool.slots) and not any_up and not any_unknown
     fallback = pool.fallback

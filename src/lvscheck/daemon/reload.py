@@ -166,6 +166,7 @@ def install(director: Director, prepared: Prepared, *, first: bool) -> set[str]:
     kept = {p.service.key for p in layout.pools.values()}
     gone = [p.service for p in old.pools.values() if p.service.key not in kept]
     director.view.remove(gone)
+    director.history.keep(director.reals)
     for key, pool in layout.pools.items():
         director.pools[key].bad = sum(director.reals[sid].last_kind in BAD_KINDS for sid in pool.slots)
     director.view.mark(layout.pools if first else changed & set(layout.pools))

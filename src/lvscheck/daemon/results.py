@@ -37,7 +37,8 @@ def apply_maintenance(d: Director, names: Iterable[str]) -> None:
             continue
         before, rs.maintenance = rs.track, name
         if name is not None:
-            transition(d, rs, before, Track(Phase.DOWN), f"in maintenance ({name} in maintenancedir)")
+            source = "lvscheck maintenance" if name in d.overrides.maintenance else "maintenancedir"
+            transition(d, rs, before, Track(Phase.DOWN), f"in maintenance ({name} in {source})")
             continue
         fixed = P.fixed_track(rs.slot)
         if fixed is not None:  # never checked: back to its fixed state at once
@@ -56,6 +57,7 @@ def on_result(d: Director, job: Job, result: Result, lag: float) -> None:
         return  # a reload replaced this real while its check ran
     d.counters.count(result)
     rs.last_time = time.time()
+    d.history.checked(job.id, result.latency)
     pool = d.layout.pools[rs.slot.pool]
     pstate = d.pools[pool.key]
     was_guarded = pstate.guarded
@@ -82,6 +84,7 @@ def transition(
     if after.phase is Phase.DOWN:  # its entry is in place if the kernel has one now (readdquiescent)
         rs.placed = rs.slot.dest.key in d.kernel.dests.get(pool.service.key, {})
     d.counters.transitions += 1
+    d.history.changed(rs.slot.id, time.time(), before.phase.value, after.phase.value, reason)
     d.view.mark((pool.key,))
     d.events.emit(
         "up" if after.phase is Phase.UP else "down",

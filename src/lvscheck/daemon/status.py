@@ -7,6 +7,9 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lvscheck.daemon.history import real_history
+from lvscheck.daemon.statusfields import daemon_extras
+
 if TYPE_CHECKING:
     from lvscheck.daemon.director import Director
     from lvscheck.model import Result
@@ -65,6 +68,8 @@ def document(director: Director) -> dict[str, Any]:
                     "checks": rs.checks,
                     "fixed": None if rs.slot.plan.fixed is None else rs.slot.plan.fixed.value,
                     "maintenance": rs.maintenance,
+                    **real_history(director.history.reals.get(sid)),
+                    "drained": director.overrides.is_drained(pool.name, str(rs.slot.dest)),
                 }
             )
         pstate = director.pools[pool.key]
@@ -94,4 +99,5 @@ def document(director: Director) -> dict[str, Any]:
         "last_reload": director.counters.last_reload,
         "warnings": list(director.warnings),
         "virtuals": pools,
+        **daemon_extras(director),
     }

@@ -1,0 +1,203 @@
+"""The status page with 10,000 reals: time to first render, bytes per update, daemon CPU per watcher.
+
+The daemon checks 10,000 reals (one nginx answers for all of them, as in ``daemon_10k.py``)
+pinned to core 0 with ``--ipvs none``.  Then:
+
+* **first render**: headless Chromium (Debian's chromium + chromium-driver, WebDriver)
+  opens the page; the figure is ``performance.now()`` when the tables are built, i.e.
+  from navigation start to 10,000 rows in the DOM (the snapshot travels over the event
+  stream).  Three loads, each in a fresh tab state.
+* **bytes per update**: a raw event-stream reader counts the bytes and rows of every
+  ``delta`` event for a while (one delta per second).
+* **daemon CPU**: the daemon's utime+stime over equal windows with 0, 1 and 10 watchers
+  (raw event-stream readers, pinned to core 1 with this script), in the order
+  0 1 10 0 1 10 so drift shows.  A browser costs the daemon what a raw reader costs.
+
+Usage::
+
+    .venv/bin/python bench/status_page.py [--reals 10000] [--interval 2] [--window 20] [--check http]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from daemon_10k import cpu_seconds, free_port, write_config
+
+
+class Reader(threading.Thread):
+    """One watcher: reads the event stream and counts what it gets."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.bytes = 0
+        self.deltas: list[tuple[int, int]] = []  # (bytes, rows) per delta event
+        self.snapshot_bytes = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        s = socket.create_connection(("127.0.0.1", self.port))
+        s.sendall(b"GET /events HTTP/1.1\r\nHost: bench\r\n\r\n")
+        s.settimeout(1.0)
+        buf = b""
+        while not self.stop.is_set():
+            try:
+                data = s.recv(1 << 20)
+            except TimeoutError:
+                continue
+            if not data:
+                break
+            self.bytes += len(data)
+            buf += data
+            while b"\n\n" in buf:
+                event, buf = buf.split(b"\n\n", 1)
+                if event.startswith(b"event: delta"):
+                    payload = event.split(b"data: ", 1)[1]
+                    self.deltas.append((len(event) + 2, json.loads(payload)["rows"].__len__()))
+                elif event.startswith(b"event: snapshot"):
+                    self.snapshot_bytes = len(event) + 2
+        s.close()
+
+
+def daemon_cpu(pid: int, seconds: float) -> float:
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return 100 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+
+
+def first_render(url: str, runs: int, workdir: Path) -> list[float]:
+    from tests.web.webdriver import start_browser
+
+    out = []
+    for i in range(runs):
+        b = start_browser(workdir / f"profile{i}", workdir / "chromedriver.log")
+        try:
+            b.get(url)
+            b.wait_js("return document.body.dataset.rendered", 120, "first render")
+            out.append(float(b.js("return +document.body.dataset.rendered")))
+            rows = b.js("return document.querySelectorAll('tr[data-i]').length")
+            assert rows > 0, rows
+        finally:
+            b.quit()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reals", type=int, default=10000)
+    ap.add_argument("--interval", type=float, default=2.0)
+    ap.add_argument("--check", choices=("http", "connect"), default="http")
+    ap.add_argument("--window", type=float, default=20.0)
+    ap.add_argument("--warmup", type=float, default=15.0)
+    args = ap.parse_args()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    d = Path(tempfile.mkdtemp(prefix="lvscheck-bench-page-"))
+    port = free_port()
+    (d / "root").mkdir()
+    (d / "root" / "test.html").write_text("Still alive\n")
+    user = "user root;" if os.geteuid() == 0 else ""
+    (d / "nginx.conf").write_text(f"""
+{user}
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid {d}/nginx.pid;
+error_log {d}/error.log error;
+events {{ worker_connections 16384; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    server {{ listen 0.0.0.0:{port} backlog=4096; allow 127.0.0.0/8; deny all; root {d}/root; }}
+}}
+""")
+    ng = subprocess.Popen(
+        ["taskset", "-c", "1", nginx, "-c", str(d / "nginx.conf"), "-p", str(d), "-g", "daemon off;"]
+    )
+    cf = d / "bench.cf"
+    write_config(cf, args.reals, port, args.interval, args.check)
+    hport = free_port()
+    sock = d / "ctl.sock"
+    time.sleep(0.5)
+    argv = [sys.executable, "-m", "lvscheck", "daemon", "--config", str(cf), "--ipvs", "none"]
+    argv += ["--control", str(sock), "--metrics", f"127.0.0.1:{hport}", "--state-dir", str(d / "state")]
+    argv += ["--reconcile", "0", "--max-in-flight", "1024", "--log-level", "warning"]
+    daemon = subprocess.Popen(["taskset", "-c", "0", *argv], stderr=open(d / "daemon.log", "wb"))  # noqa: SIM115
+    os.sched_setaffinity(0, {1})  # this script, its readers and the browser: core 1
+    url = f"http://127.0.0.1:{hport}/"
+    readers: list[Reader] = []
+    try:
+        while not sock.exists():
+            time.sleep(0.1)
+        time.sleep(args.warmup)
+        load = [os.getloadavg()]
+        raw = urllib.request.urlopen(url + "status.json", timeout=30).read()
+        req = urllib.request.Request(url + "status.json", headers={"Accept-Encoding": "gzip"})
+        gz = urllib.request.urlopen(req, timeout=30).read()
+        renders = first_render(url, 3, d)
+        load.append(os.getloadavg())
+
+        cpu: dict[int, list[float]] = {0: [], 1: [], 10: []}
+        probe = None
+        for n in (0, 1, 10, 0, 1, 10):
+            readers = [Reader(hport) for _ in range(n)]
+            for r in readers:
+                r.start()
+            time.sleep(2.0)  # the snapshot is sent; measure the steady state
+            cpu[n].append(daemon_cpu(daemon.pid, args.window))
+            for r in readers:
+                r.stop.set()
+            for r in readers:
+                r.join(5)
+            if n == 1:
+                probe = readers[0]
+            readers = []
+            time.sleep(1.5)
+        load.append(os.getloadavg())
+        assert probe is not None
+        deltas = probe.deltas[1:]  # the first one may cover the snapshot's gap
+        status = json.loads(raw)
+        out = {
+            "reals": args.reals,
+            "check": args.check,
+            "interval_s": args.interval,
+            "checks_per_s_expected": round(args.reals / args.interval),
+            "status_json_bytes": len(raw),
+            "status_json_gzip_bytes": len(gz),
+            "snapshot_event_bytes": probe.snapshot_bytes,
+            "first_render_ms": [round(x) for x in renders],
+            "delta_events": len(deltas),
+            "bytes_per_update_mean": round(sum(b for b, _ in deltas) / max(1, len(deltas))),
+            "rows_per_update_mean": round(sum(r for _, r in deltas) / max(1, len(deltas))),
+            "bytes_per_row": round(sum(b for b, _ in deltas) / max(1, sum(r for _, r in deltas)), 1),
+            "daemon_cpu_percent": {f"{n} watchers": [round(x, 1) for x in v] for n, v in cpu.items()},
+            "daemon_state": status["state"],
+            "load_avg": [[round(x, 2) for x in trio] for trio in load],
+        }
+        print(json.dumps(out, indent=2))
+    finally:
+        for r in readers:
+            r.stop.set()
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+        ng.send_signal(signal.SIGQUIT)
+        ng.wait(10)
+        shutil.rmtree(d, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

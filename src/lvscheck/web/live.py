@@ -1,0 +1,230 @@
+"""Live updates for the status page: one server-sent-events stream per open page.
+
+A new watcher first gets the whole status document (``event: snapshot``); then,
+once a second, every watcher gets the same ``event: delta``: the rows of the
+reals that changed since the previous tick (a new check, a state, weight, drain
+or maintenance change), the pool flags and the daemon's health.  The delta is
+computed once per tick and written to every watcher, so ten watchers cost little
+more than one; with nobody watching the tick loop does not run at all.
+
+A row of a delta is a JSON array (positions, not keys: 10,000 reals)::
+
+    [index, state, streak, kernel_weight, seq, last_check, latencies_ms_since, reason|null,
+     result, drained, maintenance, transitions_total, transitions|null]
+
+``seq`` counts the real's checks; ``latencies_ms_since`` are the latencies of the checks
+since the previous tick (oldest first, at most the ring's size), so a client appends those
+whose number it has not seen.  ``reason`` is null when unchanged; ``transitions`` is null
+unless a transition happened.  A reload (new ``generation``) sends a new snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lvscheck.daemon.history import LATENCIES
+
+if TYPE_CHECKING:
+    from lvscheck.daemon.director import Director
+
+__all__ = ["Live"]
+
+log = logging.getLogger("lvscheck.daemon")
+
+#: A watcher whose unsent data exceeds this is dropped (its browser reconnects and starts over).
+MAX_BACKLOG = 8 << 20
+#: At most this many pages open at once; more get 503.
+MAX_WATCHERS = 64
+
+
+def _sse(event: str, data: str) -> bytes:
+    return f"event: {event}\ndata: {data}\n\n".encode()
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), default=str)
+
+
+class Live:
+    """The watchers of one daemon and the tick loop that feeds them."""
+
+    def __init__(self, director: Director, every: float = 1.0, actions: bool = False) -> None:
+        self.director = director
+        self.actions = actions  # the page may offer drain/maintenance buttons (--http-tokens)
+        self.every = every
+        self.watchers: set[asyncio.StreamWriter] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._sent: dict[str, tuple[Any, ...]] = {}  # real id -> what the last tick said
+        self._generation = -1
+        self.ticks = 0
+        self.bytes_sent = 0
+
+    def full(self) -> bool:
+        return len(self.watchers) >= MAX_WATCHERS
+
+    def add(self, writer: asyncio.StreamWriter) -> None:
+        """Start a stream on ``writer``: a snapshot now, deltas every tick from now on."""
+        if self._task is None or self._task.done():
+            self._baseline()
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+        data = _sse("snapshot", self.snapshot())
+        self.watchers.add(writer)
+        self._write(writer, data)
+
+    def close(self) -> None:
+        for w in list(self.watchers):
+            self._drop(w)
+        if self._task is not None:
+            self._task.cancel()
+
+    def _drop(self, writer: asyncio.StreamWriter) -> None:
+        self.watchers.discard(writer)
+        with contextlib.suppress(Exception):
+            writer.close()
+
+    def _write(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        if writer.is_closing() or writer.transport.get_write_buffer_size() > MAX_BACKLOG:
+            self._drop(writer)
+            return
+        writer.write(data)
+        self.bytes_sent += len(data)
+
+    async def _loop(self) -> None:
+        try:
+            while self.watchers:
+                await asyncio.sleep(self.every)
+                if not self.watchers:
+                    break
+                d = self.director
+                if d.counters.reloads != self._generation:
+                    self._baseline()
+                    data = _sse("snapshot", self.snapshot())
+                else:
+                    data = _sse("delta", self.delta())
+                self.ticks += 1
+                for w in list(self.watchers):
+                    self._write(w, data)
+        except Exception:
+            log.exception("status page: live updates failed")
+            for w in list(self.watchers):
+                self._drop(w)
+        finally:
+            self._task = None
+
+    def snapshot(self) -> str:
+        doc = self.director.status()
+        doc["actions"] = self.actions
+        return _dumps(doc)
+
+    def _signatures(self) -> list[tuple[str, tuple[Any, ...]]]:
+        d = self.director
+        kernel = d.kernel
+        hist = d.history.reals
+        ov = d.overrides
+        out: list[tuple[str, tuple[Any, ...]]] = []
+        for pool in d.layout.pools.values():
+            sk = pool.service.key
+            for sid in pool.slots:
+                rs = d.reals[sid]
+                kd = kernel.dest(sk, *rs.slot.dest.key)
+                h = hist.get(sid)
+                out.append(
+                    (
+                        sid,
+                        (
+                            rs.track.phase.value,
+                            rs.track.streak,
+                            None if kd is None else kd.weight,
+                            0 if h is None else h.seq,
+                            None if rs.last is None else rs.last.reason,
+                            rs.maintenance,
+                            ov.is_drained(pool.name, str(rs.slot.dest)) if ov.drained else False,
+                            0 if h is None else h.changes,
+                        ),
+                    )
+                )
+        return out
+
+    def _baseline(self) -> None:
+        self._generation = self.director.counters.reloads
+        self._sent = dict(self._signatures())
+
+    def delta(self) -> str:
+        """The delta document since the previous tick (and move the baseline)."""
+        d = self.director
+        rows: list[list[Any]] = []
+        sent = self._sent
+        hist = d.history.reals
+        for i, (sid, sig) in enumerate(self._signatures()):
+            before = sent.get(sid)
+            if before == sig:
+                continue
+            sent[sid] = sig
+            rs = d.reals[sid]
+            h = hist.get(sid)
+            seq = sig[3]
+            new = 0 if before is None else seq - before[3]
+            lat = [] if h is None else [round(x * 1000, 2) for x in h.recent_latencies(min(new, LATENCIES))]
+            last = rs.last
+            reason = sig[4]
+            if before is not None and reason == before[4]:
+                reason = None  # unchanged: the client keeps what it has
+            trans = None
+            if h is not None and (before is None or before[7] != sig[7]):
+                trans = [[t.at, t.was, t.now, t.reason] for t in h.transitions]
+            rows.append(
+                [
+                    i,
+                    sig[0],
+                    sig[1],
+                    sig[2],
+                    seq,
+                    rs.last_time,
+                    lat,
+                    reason,
+                    None if last is None else last.state.value,
+                    sig[6],
+                    sig[5],
+                    sig[7],
+                    trans,
+                ]
+            )
+        return _dumps({"now": _now(), "rows": rows, "pools": _pool_flags(d), "health": _health(d)})
+
+
+def _now() -> float:
+    import time
+
+    return round(time.time(), 3)
+
+
+def _pool_flags(d: Director) -> list[list[Any]]:
+    out = []
+    for pool in d.layout.pools.values():
+        ps = d.pools.get(pool.key)
+        out.append(
+            [
+                bool(ps and ps.guarded),
+                bool(ps and ps.fallback_active),
+                pool.service.key in d.kernel.services,
+            ]
+        )
+    return out
+
+
+def _health(d: Director) -> dict[str, Any]:
+    return {
+        "state": d.state,
+        "checks": d.scheduler.checks,
+        "start_lag": d.scheduler.lag.snapshot(),
+        "ipvs_writes": d.backend.writes,
+        "ipvs_write_errors": d.counters.write_errors,
+        "reloads": d.counters.reloads,
+        "reload_failures": d.counters.reload_failures,
+        "last_reload": d.counters.last_reload,
+        "transitions_total": d.counters.transitions,
+    }
