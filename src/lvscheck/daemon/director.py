@@ -132,6 +132,7 @@ class Director:
             self.load_initial()
         self.view.read()
         install(self, self.prepared, first=True)
+        self._minutely()  # maintenance (maintenancedir, lvscheck maintenance) holds before the first write
         self.view.flush()
         freeze_heap()
         self.state = self.events.daemon_state = "running"
