@@ -83,6 +83,9 @@ def test_page_follows_a_real_going_down_and_back_without_reload(
     open_page(browser, daemon, reals)
     first = row(browser, reals[0])
     assert first["kernel"] == "4"
+    page = daemon.status()["page"]
+    assert page["watchers"] == 1
+    assert page["gzip_watchers"] == 1  # Chromium takes the event stream gzipped
     wait(lambda: len(row(browser, reals[0])["spark"]) >= 3, 10, "a sparkline of several checks")
     browser.screenshot(tmp_path / "1-all-up.png")
 

@@ -122,10 +122,15 @@ class _Site:
             else:
                 keep = self.answer(request, writer)
             await writer.drain()
+            if keep:  # the event stream: it ends when the page goes away (EOF)
+                while await reader.read(4096):
+                    pass
         except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         finally:
-            if not keep:
+            if keep:
+                self.live.remove(writer)
+            else:
                 writer.close()
 
     def answer(self, req: _Request, writer: asyncio.StreamWriter) -> bool:
@@ -148,6 +153,7 @@ class _Site:
         elif req.path == "/status.json":
             doc = self.director.status()
             doc["actions"] = bool(self.tokens)
+            doc["page"] = self.live.stats()
             body = json.dumps(doc, default=str).encode()
             writer.write(_response(200, body, "application/json", head=head, gz=gz))
         elif req.path == "/events" and not head:
@@ -157,9 +163,10 @@ class _Site:
             writer.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                 + _SECURITY.encode()
-                + b"Connection: keep-alive\r\n\r\nretry: 2000\n\n"
+                + (b"Content-Encoding: gzip\r\n" if gz else b"")
+                + b"Connection: keep-alive\r\n\r\n"
             )
-            self.live.add(writer)
+            self.live.add(writer, gzip=gz)
             return True
         elif req.path in self.assets:
             body, ctype = self.assets[req.path]
