@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,13 +48,16 @@ class Reader(threading.Thread):
         self.bytes = 0
         self.deltas: list[tuple[int, int]] = []  # (bytes, rows) per delta event
         self.snapshot_bytes = 0
+        self.snapshot_wire = 0  # bytes received up to the end of the snapshot (gzip)
         self.stop = threading.Event()
 
     def run(self) -> None:
         s = socket.create_connection(("127.0.0.1", self.port))
-        s.sendall(b"GET /events HTTP/1.1\r\nHost: bench\r\n\r\n")
+        s.sendall(b"GET /events HTTP/1.1\r\nHost: bench\r\nAccept-Encoding: gzip\r\n\r\n")
         s.settimeout(1.0)
         buf = b""
+        head: bytes | None = b""
+        unzip = zlib.decompressobj(31)
         while not self.stop.is_set():
             try:
                 data = s.recv(1 << 20)
@@ -61,15 +65,22 @@ class Reader(threading.Thread):
                 continue
             if not data:
                 break
+            if head is not None:  # still reading the HTTP header
+                head += data
+                if b"\r\n\r\n" not in head:
+                    continue
+                data = head.partition(b"\r\n\r\n")[2]
+                head = None
             self.bytes += len(data)
-            buf += data
+            buf += unzip.decompress(data)
             while b"\n\n" in buf:
                 event, buf = buf.split(b"\n\n", 1)
                 if event.startswith(b"event: delta"):
                     payload = event.split(b"data: ", 1)[1]
-                    self.deltas.append((len(event) + 2, json.loads(payload)["rows"].__len__()))
+                    self.deltas.append((len(event) + 2, len(json.loads(payload)["rows"])))
                 elif event.startswith(b"event: snapshot"):
                     self.snapshot_bytes = len(event) + 2
+                    self.snapshot_wire = self.bytes
         s.close()
 
 
@@ -79,7 +90,7 @@ def daemon_cpu(pid: int, seconds: float) -> float:
     return 100 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
 
 
-def first_render(url: str, runs: int, workdir: Path) -> list[float]:
+def first_render(url: str, runs: int, workdir: Path, arrived: list[float]) -> list[float]:
     from tests.web.webdriver import start_browser
 
     out = []
@@ -89,6 +100,7 @@ def first_render(url: str, runs: int, workdir: Path) -> list[float]:
             b.get(url)
             b.wait_js("return document.body.dataset.rendered", 120, "first render")
             out.append(float(b.js("return +document.body.dataset.rendered")))
+            arrived.append(float(b.js("return +document.body.dataset.snapshotAt")))
             rows = b.js("return document.querySelectorAll('tr[data-i]').length")
             assert rows > 0, rows
         finally:
@@ -147,17 +159,24 @@ http {{
         raw = urllib.request.urlopen(url + "status.json", timeout=30).read()
         req = urllib.request.Request(url + "status.json", headers={"Accept-Encoding": "gzip"})
         gz = urllib.request.urlopen(req, timeout=30).read()
-        renders = first_render(url, 3, d)
+        arrived: list[float] = []
+        renders = first_render(url, 3, d, arrived)
         load.append(os.getloadavg())
 
         cpu: dict[int, list[float]] = {0: [], 1: [], 10: []}
+        tick_ms: dict[int, list[float]] = {1: [], 10: []}
         probe = None
         for n in (0, 1, 10, 0, 1, 10):
             readers = [Reader(hport) for _ in range(n)]
             for r in readers:
                 r.start()
             time.sleep(2.0)  # the snapshot is sent; measure the steady state
+            page0 = json.loads(urllib.request.urlopen(url + "status.json", timeout=30).read())["page"]
             cpu[n].append(daemon_cpu(daemon.pid, args.window))
+            page1 = json.loads(urllib.request.urlopen(url + "status.json", timeout=30).read())["page"]
+            if n:
+                ticks = page1["ticks"] - page0["ticks"]
+                tick_ms[n].append(1000 * (page1["tick_cpu_s"] - page0["tick_cpu_s"]) / max(1, ticks))
             for r in readers:
                 r.stop.set()
             for r in readers:
@@ -179,10 +198,16 @@ http {{
             "status_json_gzip_bytes": len(gz),
             "snapshot_event_bytes": probe.snapshot_bytes,
             "first_render_ms": [round(x) for x in renders],
+            "snapshot_arrived_ms": [round(x) for x in arrived],
             "delta_events": len(deltas),
             "bytes_per_update_mean": round(sum(b for b, _ in deltas) / max(1, len(deltas))),
             "rows_per_update_mean": round(sum(r for _, r in deltas) / max(1, len(deltas))),
             "bytes_per_row": round(sum(b for b, _ in deltas) / max(1, sum(r for _, r in deltas)), 1),
+            "snapshot_gzip_bytes": probe.snapshot_wire,
+            "gzip_bytes_per_update_on_the_wire_mean": round(
+                (probe.bytes - probe.snapshot_wire) / max(1, len(probe.deltas))
+            ),
+            "tick_cpu_ms_per_update": {f"{n} watchers": [round(x, 1) for x in v] for n, v in tick_ms.items()},
             "daemon_cpu_percent": {f"{n} watchers": [round(x, 1) for x in v] for n, v in cpu.items()},
             "daemon_state": status["state"],
             "load_avg": [[round(x, 2) for x in trio] for trio in load],

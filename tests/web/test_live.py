@@ -75,12 +75,22 @@ def test_snapshot_then_deltas_of_what_changed(daemon: tuple[Daemon, RealNginx, i
     assert rows, "the reals are checked every 0.3 s: each delta has rows"
     assert {row[0] for row in rows} == {0, 1}
     up = [row for row in rows if row[0] == 0]
-    assert all(row[1] == "up" and row[3] == 4 for row in up)
-    assert all(row[6] for row in up)  # the latencies of the new checks
-    assert up[-1][4] > snap["virtuals"][0]["reals"][0]["seq"]  # type: ignore[index]
+    assert all(len(row) == 4 for row in up)  # a settled real: only new checks, short rows
+    assert all(row[3] for row in up)  # the latencies of the new checks
+    assert up[-1][1] > snap["virtuals"][0]["reals"][0]["seq"]  # type: ignore[index]
+    assert [row[1] for row in up] == sorted(row[1] for row in up)
     health = events[-1][1]["health"]
     assert health["state"] == "running"  # type: ignore[index]
     page = d.status()["page"]
     assert page["ticks"] >= 2
+    real.stop()
+    _, events = read_events(d.port, 2.5, gzip)
+    full = [row for k, e in events if k == "delta" for row in e["rows"] if row[0] == 0 and len(row) == 13]  # type: ignore[attr-defined]
+    assert full, "the real went down: a full row"
+    assert full[-1][1] == "down"
+    assert full[-1][3] == 0  # kernel weight (quiescent)
+    assert full[-1][12][-1][1:3] == ["up", "down"]  # the timeline's last transition
+    real.start()
+    page = d.status()["page"]
     time.sleep(2.5)
     assert d.status()["page"]["ticks"] == page["ticks"]  # the watcher left: no more ticks

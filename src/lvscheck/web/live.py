@@ -7,8 +7,10 @@ or maintenance change), the pool flags and the daemon's health.  The delta is
 computed once per tick and written to every watcher, so ten watchers cost little
 more than one; with nobody watching the tick loop does not run at all.
 
-A row of a delta is a JSON array (positions, not keys: 10,000 reals)::
+A row of a delta is a JSON array (positions, not keys: 10,000 reals).  A real that only had
+new checks gets a short row; any other change, a full one::
 
+    [index, seq, last_check, latencies_ms_since]
     [index, state, streak, kernel_weight, seq, last_check, latencies_ms_since, reason|null,
      result, drained, maintenance, transitions_total, transitions|null]
 
@@ -27,8 +29,6 @@ import logging
 import time
 import zlib
 from typing import TYPE_CHECKING, Any
-
-from lvscheck.daemon.history import LATENCIES
 
 if TYPE_CHECKING:
     from lvscheck.daemon.director import Director
@@ -60,7 +60,9 @@ class Live:
         self.every = every
         self.watchers: dict[asyncio.StreamWriter, Any] = {}  # -> its gzip stream, or None
         self._task: asyncio.Task[None] | None = None
-        self._sent: dict[str, tuple[Any, ...]] = {}  # real id -> what the last tick said
+        # what the last tick said, by position in the snapshot: check count, and the rest
+        self._seqs: list[int] = []
+        self._states: list[tuple[Any, ...] | None] = []
         self._generation = -1
         self.ticks = 0
         self.tick_cpu = 0.0  # CPU seconds spent computing and writing deltas (process time)
@@ -141,79 +143,79 @@ class Live:
         doc["actions"] = self.actions
         return _dumps(doc)
 
-    def _signatures(self) -> list[tuple[str, tuple[Any, ...]]]:
+    def _scan(self, emit: bool) -> list[list[Any]]:
+        """One pass over the reals: compare with what was sent, remember, and (``emit``) make rows."""
         d = self.director
-        kernel = d.kernel
         hist = d.history.reals
         ov = d.overrides
-        out: list[tuple[str, tuple[Any, ...]]] = []
+        seqs, states = self._seqs, self._states
+        rows: list[list[Any]] = []
+        i = 0
         for pool in d.layout.pools.values():
-            sk = pool.service.key
+            bucket = d.kernel.dests.get(pool.service.key) or {}
+            reals = d.reals
+            drained = ov.drained_ids(pool.name, ((s, str(reals[s].slot.dest)) for s in pool.slots))
             for sid in pool.slots:
-                rs = d.reals[sid]
-                kd = kernel.dest(sk, *rs.slot.dest.key)
+                rs = reals[sid]
                 h = hist.get(sid)
-                out.append(
-                    (
-                        sid,
-                        (
-                            rs.track.phase.value,
-                            rs.track.streak,
-                            None if kd is None else kd.weight,
-                            0 if h is None else h.seq,
-                            None if rs.last is None else rs.last.reason,
-                            rs.maintenance,
-                            ov.is_drained(pool.name, str(rs.slot.dest)) if ov.drained else False,
-                            0 if h is None else h.changes,
-                        ),
-                    )
+                seq = 0 if h is None else h.seq
+                kd = bucket.get(rs.slot.dest.key)
+                last = rs.last
+                state = (
+                    rs.track,
+                    None if kd is None else kd.weight,
+                    rs.maintenance,
+                    sid in drained,
+                    0 if h is None else h.changes,
+                    None if last is None else last.reason,
                 )
-        return out
+                if i >= len(seqs):
+                    seqs.append(-1)
+                    states.append(None)
+                before_seq, before = seqs[i], states[i]
+                if emit and (seq != before_seq or state != before):
+                    new = seq - before_seq if before_seq >= 0 else 0
+                    lat = (
+                        [] if h is None or not new else [round(x * 1000, 2) for x in h.recent_latencies(new)]
+                    )
+                    when = None if rs.last_time is None else round(rs.last_time, 2)
+                    if state == before:  # only a new check: a short row
+                        rows.append([i, seq, when, lat])
+                    else:
+                        trans = None
+                        if h is not None and (before is None or before[4] != state[4]):
+                            trans = [[t.at, t.was, t.now, t.reason] for t in h.transitions]
+                        reason = state[5] if before is None or before[5] != state[5] else None
+                        rows.append(
+                            [
+                                i,
+                                rs.track.phase.value,
+                                rs.track.streak,
+                                state[1],
+                                seq,
+                                when,
+                                lat,
+                                reason,
+                                None if last is None else last.state.value,
+                                state[3],
+                                state[2],
+                                state[4],
+                                trans,
+                            ]
+                        )
+                seqs[i], states[i] = seq, state
+                i += 1
+        return rows
 
     def _baseline(self) -> None:
         self._generation = self.director.counters.reloads
-        self._sent = dict(self._signatures())
+        self._seqs, self._states = [], []
+        self._scan(emit=False)
 
     def delta(self) -> str:
         """The delta document since the previous tick (and move the baseline)."""
         d = self.director
-        rows: list[list[Any]] = []
-        sent = self._sent
-        hist = d.history.reals
-        for i, (sid, sig) in enumerate(self._signatures()):
-            before = sent.get(sid)
-            if before == sig:
-                continue
-            sent[sid] = sig
-            rs = d.reals[sid]
-            h = hist.get(sid)
-            seq = sig[3]
-            new = 0 if before is None else seq - before[3]
-            lat = [] if h is None else [round(x * 1000, 2) for x in h.recent_latencies(min(new, LATENCIES))]
-            last = rs.last
-            reason = sig[4]
-            if before is not None and reason == before[4]:
-                reason = None  # unchanged: the client keeps what it has
-            trans = None
-            if h is not None and (before is None or before[7] != sig[7]):
-                trans = [[t.at, t.was, t.now, t.reason] for t in h.transitions]
-            rows.append(
-                [
-                    i,
-                    sig[0],
-                    sig[1],
-                    sig[2],
-                    seq,
-                    None if rs.last_time is None else round(rs.last_time, 2),
-                    lat,
-                    reason,
-                    None if last is None else last.state.value,
-                    sig[6],
-                    sig[5],
-                    sig[7],
-                    trans,
-                ]
-            )
+        rows = self._scan(emit=True)
         return _dumps({"now": _now(), "rows": rows, "pools": _pool_flags(d), "health": _health(d)})
 
 

@@ -70,8 +70,7 @@
 
   function rowHTML(r, i) {
     const [st, cls] = stateOf(r);
-    const tags = (r.drained ? '<span class="tag">DRAINED</span>' : "") +
-      (r.maintenance ? '<span class="tag" title="' + esc(r.maintenance) + '">MAINT</span>' : "");
+    const tags = r.drained ? '<span class="tag">DRAINED</span>' : "";
     const kw = r.kernel_weight == null ? "–" : r.kernel_weight;
     const last = r.last_transition;
     return `<tr data-i="${i}" class="${fine(r) ? "fine" : ""}">` +
@@ -143,8 +142,7 @@
     const key = st + "|" + r.drained + "|" + r.maintenance + "|" + r.transitions_total;
     if (key !== x.key) {
       x.key = key;
-      const tags = (r.drained ? '<span class="tag">DRAINED</span>' : "") +
-        (r.maintenance ? '<span class="tag" title="' + esc(r.maintenance) + '">MAINT</span>' : "");
+      const tags = r.drained ? '<span class="tag">DRAINED</span>' : "";
       c[1].innerHTML = `<span class="st ${esc(cls)}">${esc(st)}</span>${tags}`;
       c[8].innerHTML = timeline(r.transitions);
     }
@@ -204,20 +202,23 @@
       const x = reals[row[0]];
       if (!x) continue;
       const r = x.r;
-      r.state = row[1]; r.streak = row[2]; r.kernel_weight = row[3];
-      const seq = row[4], lat = row[6];
+      const short = row.length === 4;  // only new checks: [index, seq, last_check, latencies]
+      const seq = short ? row[1] : row[4], lat = short ? row[3] : row[6];
       const from = seq - lat.length;
       const known = r.seq || 0;
       for (let k = 0; k < lat.length; k++) if (from + k + 1 > known) r.latencies_ms.push(lat[k]);
       if (r.latencies_ms.length > KEEP) r.latencies_ms.splice(0, r.latencies_ms.length - KEEP);
       if (lat.length) r.latency_ms = lat[lat.length - 1];
       r.seq = seq;
-      r.last_check = row[5];
-      if (row[7] != null) r.reason = row[7];
-      r.result = row[8]; r.drained = row[9]; r.maintenance = row[10]; r.transitions_total = row[11];
-      if (row[12]) {
-        r.transitions = row[12];
-        r.last_transition = row[12].length ? row[12][row[12].length - 1][0] : null;
+      r.last_check = short ? row[2] : row[5];
+      if (!short) {
+        r.state = row[1]; r.streak = row[2]; r.kernel_weight = row[3];
+        if (row[7] != null) r.reason = row[7];
+        r.result = row[8]; r.drained = row[9]; r.maintenance = row[10]; r.transitions_total = row[11];
+        if (row[12]) {
+          r.transitions = row[12];
+          r.last_transition = row[12].length ? row[12][row[12].length - 1][0] : null;
+        }
       }
       if (x.tr && visible.has(x.pool)) updateRow(x); else x.dirty = true;
       touched.add(x.pool);
@@ -269,7 +270,10 @@
   function connect() {
     const conn = $("conn");
     const es = new EventSource("events");
-    es.addEventListener("snapshot", (e) => { build(JSON.parse(e.data)); conn.textContent = "live"; conn.className = "conn live"; });
+    es.addEventListener("snapshot", (e) => {
+      document.body.dataset.snapshotAt = String(performance.now());
+      conn.textContent = "live"; conn.className = "conn live";
+    });
     es.addEventListener("delta", (e) => { apply(JSON.parse(e.data)); conn.textContent = "live"; conn.className = "conn live"; });
     es.onerror = () => { conn.textContent = "disconnected: retrying"; conn.className = "conn lost"; };
   }
