@@ -116,6 +116,7 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=15.0)
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # (timeout, kill): still stop nginx and the daemon
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     d = Path(tempfile.mkdtemp(prefix="lvscheck-bench-page-"))
     port = free_port()

@@ -272,6 +272,7 @@
     const es = new EventSource("events");
     es.addEventListener("snapshot", (e) => {
       document.body.dataset.snapshotAt = String(performance.now());
+      build(JSON.parse(e.data));
       conn.textContent = "live"; conn.className = "conn live";
     });
     es.addEventListener("delta", (e) => { apply(JSON.parse(e.data)); conn.textContent = "live"; conn.className = "conn live"; });
