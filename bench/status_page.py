@@ -13,9 +13,14 @@ pinned to core 0 with ``--ipvs none``.  Then:
   (raw event-stream readers, pinned to core 1 with this script), in the order
   0 1 10 0 1 10 so drift shows.  A browser costs the daemon what a raw reader costs.
 
+``--cpu-only`` measures, in this process and without checks, the CPU of the parts: the
+snapshot (status document, JSON, gzip) and one delta tick with 0, 1,000, 5,000 and 10,000
+reals checked since the previous tick.
+
 Usage::
 
     .venv/bin/python bench/status_page.py [--reals 10000] [--interval 2] [--window 20] [--check http]
+    .venv/bin/python bench/status_page.py --cpu-only [--reals 10000]
 """
 
 from __future__ import annotations
@@ -108,6 +113,64 @@ def first_render(url: str, runs: int, workdir: Path, arrived: list[float]) -> li
     return out
 
 
+def cpu_only(reals: int) -> None:
+    import asyncio
+    import random
+
+    from lvscheck.adapters.ipvs.table import MemoryIPVS
+    from lvscheck.daemon.director import Director
+    from lvscheck.daemon.reload import install
+    from lvscheck.web.live import Live
+
+    async def run() -> None:
+        d = Path(tempfile.mkdtemp(prefix="lvscheck-bench-page-"))
+        try:
+            cf = d / "cpu.cf"
+            write_config(cf, reals, 1, 3600, "connect")
+            director = Director(str(cf), MemoryIPVS())
+            director.load_initial()
+            director.view.read()
+            install(director, director.prepared, first=True)
+            director.view.flush()
+            for sid in list(director.reals):
+                director.scheduler.stop(sid)
+            for sid in director.reals:
+                for _ in range(5):
+                    director.history.checked(sid, random.random() / 100)
+            t0 = time.process_time()
+            doc = director.status()
+            t1 = time.process_time()
+            text = json.dumps(doc, separators=(",", ":"), default=str).encode()
+            t2 = time.process_time()
+            z = zlib.compressobj(1, zlib.DEFLATED, 31)
+            gz = z.compress(text) + z.flush(zlib.Z_SYNC_FLUSH)
+            t3 = time.process_time()
+            out: dict[str, object] = {
+                "reals": reals,
+                "snapshot_status_ms": round(1000 * (t1 - t0)),
+                "snapshot_json_ms": round(1000 * (t2 - t1)),
+                "snapshot_gzip_ms": round(1000 * (t3 - t2)),
+                "snapshot_bytes": len(text),
+                "snapshot_gzip_bytes": len(gz),
+            }
+            live = Live(director)
+            live._baseline()
+            ids = list(director.reals)
+            for changed in (0, 1000, 5000, 10000):
+                for sid in ids[:changed]:
+                    director.history.checked(sid, 0.002)
+                t0 = time.process_time()
+                delta = live.delta()
+                out[f"delta_{changed}_checked_ms"] = round(1000 * (time.process_time() - t0), 1)
+                out[f"delta_{changed}_checked_bytes"] = len(delta)
+            out["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+            print(json.dumps(out, indent=2))
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    asyncio.run(run())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reals", type=int, default=10000)
@@ -115,7 +178,11 @@ def main() -> int:
     ap.add_argument("--check", choices=("http", "connect"), default="http")
     ap.add_argument("--window", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=15.0)
+    ap.add_argument("--cpu-only", action="store_true", help="only the in-process CPU of snapshot and delta")
     args = ap.parse_args()
+    if args.cpu_only:
+        cpu_only(args.reals)
+        return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # (timeout, kill): still stop nginx and the daemon
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     d = Path(tempfile.mkdtemp(prefix="lvscheck-bench-page-"))
