@@ -65,6 +65,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "simpletcp": "lvscheck.checks.simpletcp",
     "http_proxy": "lvscheck.checks.http_proxy",
     "external": "lvscheck.checks.external",
+    "agent": "lvscheck.checks.agent",
 }
 
 
