@@ -57,6 +57,8 @@ DRIVERS = (
     "oracledb",
     "pyroute2",
     "httpx",
+    "h2",  # the grpc check's HTTP/2 client
+    "grpc",  # grpcio: only the tests' gRPC server uses it
     "lvscheck_redis.protocol",
 )
 

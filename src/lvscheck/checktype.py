@@ -34,7 +34,14 @@ __all__ = [
 ]
 
 #: driver package -> the lvscheck extra that installs it
-DRIVER_EXTRAS = {"aiomysql": "mysql", "asyncpg": "pgsql", "ldap3": "ldap", "aiosmtplib": "mail", "dns": "dns"}
+DRIVER_EXTRAS = {
+    "aiomysql": "mysql",
+    "asyncpg": "pgsql",
+    "ldap3": "ldap",
+    "aiosmtplib": "mail",
+    "dns": "dns",
+    "h2": "grpc",
+}
 
 #: Seconds a check may take when neither checktimeout nor negotiatetimeout is set.
 #: Below ldirectord's checktimeout default (5 s) is not needed: we *are* the deadline.

@@ -66,6 +66,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "http_proxy": "lvscheck.checks.http_proxy",
     "external": "lvscheck.checks.external",
     "agent": "lvscheck.checks.agent",
+    "grpc": "lvscheck.checks.grpc",
 }
 
 

@@ -32,8 +32,12 @@ def client_context(
     cafile: str | None = None,
     certfile: str | None = None,
     keyfile: str | None = None,
+    alpn: tuple[str, ...] = (),
 ) -> ssl.SSLContext:
     """A client context for these settings, built once and shared.
+
+    ``alpn`` protocols (``("h2",)`` for gRPC) make a context of their own: one that
+    offers h2 must never be shared with an HTTP/1.1 check.
 
     Raises ``OSError``/``ssl.SSLError`` when a file cannot be loaded; callers turn
     that into an option error at prepare time.
@@ -46,10 +50,12 @@ def client_context(
         ctx.verify_mode = ssl.CERT_NONE
     if certfile:
         ctx.load_cert_chain(certfile, keyfile)
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
     return ctx
 
 
-def context_from_options(opts: Mapping[str, Any]) -> ssl.SSLContext:
+def context_from_options(opts: Mapping[str, Any], alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
     """The shared context for a check's parsed :data:`TLS_OPTIONS`, at prepare time.
 
     Raises :class:`OptionError` naming the option: an unreadable file, a bad
@@ -68,6 +74,6 @@ def context_from_options(opts: Mapping[str, Any]) -> ssl.SSLContext:
     except ValueError as exc:
         raise OptionError(f"tlsverify={opts['tlsverify']!r}: {exc}") from None
     try:
-        return client_context(verify, opts["cafile"], opts["certfile"], opts["keyfile"])
+        return client_context(verify, opts["cafile"], opts["certfile"], opts["keyfile"], alpn)
     except (OSError, ssl.SSLError) as exc:
         raise OptionError(f"cannot load the TLS files (cafile/certfile/keyfile): {exc}") from None
