@@ -57,7 +57,7 @@ DRIVERS = (
     "oracledb",
     "pyroute2",
     "httpx",
-    "h2",  # the grpc check's HTTP/2 client
+    "hpack",  # the grpc check's header decoder
     "grpc",  # grpcio: only the tests' gRPC server uses it
     "lvscheck_redis.protocol",
 )

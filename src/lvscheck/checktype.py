@@ -40,7 +40,7 @@ DRIVER_EXTRAS = {
     "ldap3": "ldap",
     "aiosmtplib": "mail",
     "dns": "dns",
-    "h2": "grpc",
+    "hpack": "grpc",
 }
 
 #: Seconds a check may take when neither checktimeout nor negotiatetimeout is set.

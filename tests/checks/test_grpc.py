@@ -184,13 +184,137 @@ def test_an_http_one_shot_imports_neither_grpc_nor_agent() -> None:
     assert json.loads(out.stdout.splitlines()[-1]) == [2, []]
 
 
-def test_finding_the_grpc_check_type_does_not_import_h2() -> None:
+def test_finding_the_grpc_check_type_does_not_import_hpack() -> None:
     import subprocess
     import sys
 
     code = (
         "import sys, lvscheck; h = lvscheck.PluginHost(entry_points=False); h.check_type('grpc');"
-        "print('h2' in sys.modules)"
+        "print('hpack' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- HTTP/2 framing corner cases and hostile servers ---------------------------------------------
+# Hand-written servers (fault injection): grpcio never sends CONTINUATION, padding or RST_STREAM
+# on demand.  Header blocks are encoded with hpack's own Encoder.
+
+
+def frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes((kind, flags)) + stream.to_bytes(4, "big") + payload
+
+
+SETTINGS = frame(4, 0, 0, b"")
+
+
+def block(*headers: tuple[str, str]) -> bytes:
+    import hpack
+
+    return bytes(hpack.Encoder().encode(list(headers)))
+
+
+OK_HEAD = (":status", "200"), ("content-type", "application/grpc")
+
+
+def message(status: int) -> bytes:
+    body = b"\x08" + bytes((status,))
+    return b"\x00" + len(body).to_bytes(4, "big") + body
+
+
+def against(server_bytes: bytes, **options: Any) -> Result:
+    with serve(script(server_bytes)) as port:
+        return run(port, negotiatetimeout="2", **options)
+
+
+def test_padding_priority_and_continuation() -> None:
+    trailers = block(*OK_HEAD, ("grpc-status", "14"), ("grpc-message", "overloaded%20now"))
+    first, rest = trailers[:5], trailers[5:]
+    headers = frame(1, 0x8 | 0x20 | 0x1, 1, b"\x03" + b"\x00\x00\x00\x00\x10" + first + b"\x00\x00\x00")
+    r = against(SETTINGS + headers + frame(9, 0x4, 1, rest))
+    assert (r.state, r.reason) == (State.DOWN, "gRPC status UNAVAILABLE: 'overloaded now'")
+
+
+def test_ping_and_window_update_between_frames() -> None:
+    reply = (
+        SETTINGS
+        + frame(6, 0, 0, b"12345678")  # PING
+        + frame(1, 0x4, 1, block(*OK_HEAD))
+        + frame(8, 0, 0, b"\x00\x00\x10\x00")  # WINDOW_UPDATE
+        + frame(0, 0x8, 1, b"\x02" + message(1) + b"\x00\x00")  # padded DATA
+        + frame(1, 0x4 | 0x1, 1, block(("grpc-status", "0")))
+    )
+    r = against(reply)
+    assert (r.state, r.reason) == (State.UP, "server SERVING")
+
+
+def test_ping_is_acknowledged() -> None:
+    import asyncio
+
+    async def waits_for_the_ack(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(SETTINGS + frame(6, 0, 0, b"pingpong"))
+        seen = b""
+        while frame(6, 1, 0, b"pingpong") not in seen:
+            seen += await reader.read(4096)
+        writer.write(
+            frame(1, 0x4, 1, block(*OK_HEAD))
+            + frame(0, 0, 1, message(2))
+            + frame(1, 0x5, 1, block(("grpc-status", "0")))
+        )
+        await asyncio.sleep(3600)
+
+    with serve(waits_for_the_ack) as port:
+        r = run(port, negotiatetimeout="2")
+    assert (r.state, r.reason) == (State.DOWN, "server NOT_SERVING")
+
+
+@pytest.mark.parametrize(
+    ("server_bytes", "reason"),
+    [
+        (
+            SETTINGS + frame(3, 0, 1, b"\x00\x00\x00\x07"),
+            "the server reset the stream (HTTP/2 REFUSED_STREAM)",
+        ),
+        (
+            SETTINGS + frame(7, 0, 0, b"\x00\x00\x00\x00\x00\x00\x00\x0b"),
+            "the server ended the HTTP/2 connection (GOAWAY ENHANCE_YOUR_CALM)",
+        ),
+        (SETTINGS + b"\x10\x00\x00\x00\x00\x00\x00\x00\x01", "a frame of 1048576 bytes, above 16384"),
+        (SETTINGS + frame(1, 0, 1, b"") + SETTINGS, "a header block without its CONTINUATION"),
+        (SETTINGS + frame(9, 0x4, 1, b""), "CONTINUATION without HEADERS"),
+        (SETTINGS + frame(1, 0x4, 1, b"\xff\xff\xff"), "not a valid HTTP/2 header block"),
+        (
+            SETTINGS + frame(1, 0x5, 1, block((":status", "404"), ("content-type", "text/html"))),
+            "HTTP/2 status 404: not a gRPC reply",
+        ),
+        (
+            SETTINGS + frame(1, 0x4, 1, block(*OK_HEAD)) + frame(0, 0x1, 1, message(1)),
+            "gRPC reply without a grpc-status",
+        ),
+        (
+            SETTINGS
+            + frame(1, 0x4, 1, block(*OK_HEAD))
+            + frame(0, 0, 1, b"\x00\x00\x00\x00\x09\x08")
+            + frame(1, 0x5, 1, block(("grpc-status", "0"))),
+            "truncated gRPC message (1 of 9 bytes)",
+        ),
+    ],
+)
+def test_hostile_frames(server_bytes: bytes, reason: str) -> None:
+    r = against(server_bytes)
+    assert r.state is State.DOWN
+    assert reason in r.reason, r.reason
+
+
+def test_endless_data_is_bounded() -> None:
+    endless = SETTINGS + frame(1, 0x4, 1, block(*OK_HEAD)) + frame(0, 0, 1, b"x" * 16384) * 8
+    r = against(endless)
+    assert (r.state, r.reason) == (State.DOWN, "reply larger than 64 KiB waiting for the gRPC reply")
+
+
+def test_tls_server_without_h2(nginx: Nginx) -> None:
+    r = run(nginx.https_port, tls="yes", cafile=str(nginx.cafile), virtualhost="localhost")
+    assert (r.state, r.reason) == (
+        State.DOWN,
+        "the server refused HTTP/2 in the TLS handshake (ALPN h2: no application protocol)",
+    )

@@ -58,3 +58,12 @@ def start_grpc_health(workdir: Path) -> Iterator[GrpcHealth]:
         yield handle
     finally:
         server.stop(grace=None).wait(5)
+
+
+if __name__ == "__main__":  # a server in its own process (bench/grpc_agent_cpu.py): ports on stdout
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="lvscheck-grpc-") as tmp, start_grpc_health(Path(tmp)) as server:
+        print(server.port, server.tls_port, server.ca, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin

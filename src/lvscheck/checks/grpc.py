@@ -14,20 +14,20 @@ with the status in the reason, and so is any gRPC error status (``NOT_FOUND`` fo
 service the server does not know, ``UNIMPLEMENTED`` for a server without the
 health service).
 
-The client is h2 (the pure-Python HTTP/2 state machine; HPACK and framing come
-from it) with the two protobuf messages encoded by hand: each has one field (a
-string, an enum).  grpcio was measured against it (docs/checks/grpc.md,
-bench/grpc_cpu.py) and costs more CPU per check and several times the import;
-h2 is imported only when a grpc check is prepared.
+The client is the smallest HTTP/2 a single request needs (:mod:`._h2`: framing by
+hand, HPACK decoding by the hpack library) and the two protobuf messages are
+encoded by hand (one field each: a string, an enum).  Chosen by measurement
+(bench/grpc_agent_cpu.py, docs/checks/grpc.md): the full h2 state machine cost
+about 3x the CPU of an HTTP check, grpcio's client more CPU than this and ~20x the
+import; hpack is imported only when a grpc check runs.
 """
 
 from __future__ import annotations
 
-import functools
 import ssl
-from typing import TYPE_CHECKING, Any
 
 from lvscheck._version import __version__
+from lvscheck.checks import _h2
 from lvscheck.checks._lines import quote_shown
 from lvscheck.checks.tls import TLS_OPTIONS, context_from_options
 from lvscheck.checktype import Check, parse_bool
@@ -37,14 +37,13 @@ from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
 from lvscheck.plugins import CheckRegistry
 
-if TYPE_CHECKING:
-    from h2.config import H2Configuration
-
 __all__ = ["MAX_REPLY", "GrpcCheck", "decode_status", "encode_request"]
 
 #: Most bytes read from the server for one check (frames, headers, message, trailers).
 MAX_REPLY = 64 * 1024
 _PATH = b"/grpc.health.v1.Health/Check"
+#: GOAWAY, last stream 1, NO_ERROR: we are done with this connection.
+_GOAWAY = b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" + b"\x00\x00\x00\x01\x00\x00\x00\x00"
 #: grpc.health.v1.HealthCheckResponse.ServingStatus
 SERVING_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
 #: gRPC status codes (grpc/status.h)
@@ -124,13 +123,6 @@ def decode_status(body: bytes) -> int:
     return status
 
 
-@functools.cache
-def _h2_config() -> H2Configuration:
-    from h2.config import H2Configuration
-
-    return H2Configuration(client_side=True, header_encoding=None)
-
-
 class GrpcCheck(Check):
     name = "grpc"
     summary = "gRPC health: grpc.health.v1.Health/Check over HTTP/2 (TLS optional); SERVING is up"
@@ -140,7 +132,7 @@ class GrpcCheck(Check):
         Option("virtualhost", "the :authority and TLS server name (default: the real's address)"),
         *TLS_OPTIONS,
     )
-    requires = ("h2",)
+    requires = ("hpack",)
 
     def setup(self) -> None:
         opts = self.opts
@@ -163,80 +155,31 @@ class GrpcCheck(Check):
             (b"te", b"trailers"),
             (b"user-agent", f"lvscheck/{__version__}".encode()),
         )
+        self.block = _h2.header_block(self.headers)
         self.what = f"service {self.service!r}" if self.service else "server"
 
     def describe(self) -> str:
         return f"grpc {self.what} {self.spec.target.host}:{self.port}{' tls' if self.use_tls else ''}"
 
     async def probe(self, probe: Probe) -> Outcome:
-        import h2.connection
-        import h2.events
-        import h2.exceptions
-
-        reader, writer = await probe.connect(tls=self.tls_context, server_hostname=self.server_name)
+        try:
+            reader, writer = await probe.connect(tls=self.tls_context, server_hostname=self.server_name)
+        except ssl.SSLError as exc:
+            if "no application protocol" not in str(exc).lower():  # the TLS alert (RFC 7301)
+                raise
+            raise CheckFailed(
+                "the server refused HTTP/2 in the TLS handshake (ALPN h2: no application protocol)"
+            ) from None
         if self.tls_context is not None:
             tls = writer.get_extra_info("ssl_object")
             if tls is None or tls.selected_alpn_protocol() != "h2":
                 raise CheckFailed("the server did not agree to HTTP/2 in the TLS handshake (ALPN h2)")
-        conn = h2.connection.H2Connection(config=_h2_config())
-        conn.initiate_connection()
-        timeout = f"{max(1, int(probe.remaining() * 1000))}m".encode()
-        conn.send_headers(1, [*self.headers, (b"grpc-timeout", timeout)])
-        conn.send_data(1, self.request, end_stream=True)
-        writer.write(conn.data_to_send())
+        timeout = f"{max(1, int(probe.remaining() * 1000))}m".encode()  # the server may give up too
+        writer.write(_h2.request(self.block + _h2.header_block(((b"grpc-timeout", timeout),)), self.request))
         probe.phase = "waiting for the gRPC reply"
-        headers: dict[bytes, bytes] = {}
-        message = bytearray()
-        first = b""  # the first bytes, shown when they are not HTTP/2
-        ended = False
-        while not ended:
-            data = await reader.read(65536)
-            if not data:
-                if not first:  # a server without HTTP/2 closes on the HTTP/2 preface
-                    raise CheckFailed("connection closed by the server without a reply (no HTTP/2 here?)")
-                raise CheckFailed(f"connection closed by the server {probe.phase}")
-            if len(first) < 40:
-                seen = len(first)
-                first = (first + data)[:40]
-                # RFC 9113 3.4: the server's preface is a SETTINGS frame (type 4 in byte 3).
-                # h2 itself would wait for a "frame" as long as 'HTT' says (4.7 MB).
-                if seen < 9 <= len(first) and first[3] != 4:
-                    raise CheckFailed(
-                        f"not an HTTP/2 reply (no SETTINGS frame first): {_raw(first)}"
-                    )
-            if len(message) + len(data) > MAX_REPLY:
-                raise CheckFailed(f"gRPC reply larger than {MAX_REPLY // 1024} KiB")
-            try:
-                events = conn.receive_data(data)
-            except h2.exceptions.ProtocolError as exc:
-                raise CheckFailed(
-                    f"not an HTTP/2 reply ({exc or type(exc).__name__}): {_raw(first)}"
-                ) from None
-            for event in events:
-                if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
-                    headers.update((bytes(k), bytes(v)) for k, v in event.headers)
-                elif isinstance(event, h2.events.DataReceived):
-                    message += event.data
-                    if len(message) > MAX_REPLY:
-                        raise CheckFailed(f"gRPC reply larger than {MAX_REPLY // 1024} KiB")
-                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-                elif isinstance(event, h2.events.StreamEnded):
-                    ended = True
-                elif isinstance(event, h2.events.StreamReset):
-                    raise CheckFailed(
-                        f"the server reset the gRPC stream (HTTP/2 {_h2_error(event.error_code)})"
-                    )
-                elif isinstance(event, h2.events.ConnectionTerminated) and not ended:
-                    raise CheckFailed(
-                        f"the server ended the HTTP/2 connection (GOAWAY {_h2_error(event.error_code)}) "
-                        f"{probe.phase}"
-                    )
-            pending = conn.data_to_send()
-            if pending:
-                writer.write(pending)
-        conn.close_connection()
-        writer.write(conn.data_to_send())
-        return self.judge(headers, bytes(message))
+        reply = await _h2.read_reply(reader, writer, probe, MAX_REPLY)
+        writer.write(_GOAWAY)  # a polite end: the engine closes the connection next
+        return self.judge(reply.headers, bytes(reply.data))
 
     def judge(self, headers: dict[bytes, bytes], message: bytes) -> Outcome:
         """The verdict on a finished stream: its headers and trailers, and its DATA."""
@@ -280,15 +223,6 @@ class GrpcCheck(Check):
         if serving == 1:
             return Outcome.up(f"{self.what} SERVING", status=name)
         return Outcome.down(f"{self.what} {name}", status=name)
-
-
-def _raw(data: bytes) -> str:
-    """The first bytes the server sent, for a reason: ``'HTTP/1.1 400 Bad Request\\r\\n...'``."""
-    return repr(data[:40])[1:]
-
-
-def _h2_error(code: Any) -> str:
-    return str(getattr(code, "name", code))
 
 
 @hookimpl
