@@ -90,7 +90,7 @@ def test_killed_script_never_sets_a_weight(tmp_path: Path) -> None:
 
 
 def test_script_killed_at_the_deadline_never_sets_a_weight(tmp_path: Path) -> None:
-    # keepalived #2720: a timed-out misc_dynamic script changed the weight
+    # keepalived #2720: a misc_dynamic script killed at its timeout made the weight grow
     t0 = time.monotonic()
     r = run(script(tmp_path, "sleep 30\nexit 5"), exitcodes="misc-dynamic", checktimeout="0.5")
     assert time.monotonic() - t0 < 2

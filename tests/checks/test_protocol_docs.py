@@ -14,7 +14,7 @@ import pytest
 import lvscheck
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "checks"
-FULL = ["smtp", "ftp", "imap", "pop", "nntp", "simpletcp", "http_proxy"]
+FULL = ["smtp", "ftp", "imap", "pop", "nntp", "simpletcp", "http_proxy", "agent", "grpc", "external"]
 SHORT = {"submission": "smtp", "imaps": "imap", "pops": "pop"}
 
 

@@ -16,8 +16,8 @@ on stderr (at most 4 KiB of it are kept; stdout is discarded).
   its performance data) is the reason.
 
 A command killed by a signal, or at the deadline, is down whatever the convention:
-its status is never read as a weight (keepalived #2720 turned a killed script's
-status into a weight).
+its status is never read as a weight (in keepalived #2720 a misc_dynamic script
+killed at its timeout made the real's weight grow without bound).
 """
 
 from __future__ import annotations
