@@ -252,7 +252,7 @@ virtual=127.0.0.1:{free_port()}
 \t#lvscheck: agent={agent[1]} agentsend="web\\n"
 """
     )
-    [plan], _warnings = prepare(config)
+    [plan] = prepare(config).plans
     assert isinstance(plan.check, AgentAssisted)
     with contextlib.closing(asyncio.new_event_loop()) as loop:
         result = loop.run_until_complete(lvscheck.Engine().run(plan.check))
