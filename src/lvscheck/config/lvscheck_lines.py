@@ -2,7 +2,7 @@
 
 Column-0 lines set defaults for every virtual; lines indented inside a block
 override them for that virtual (later lines win).  ``rise``, ``fall``,
-``interval``, ``fastinterval``, ``jitter`` and ``check`` are lvscheck's own; any
+``interval``, ``fastinterval``, ``jitter``, ``check`` and ``slowstart`` are lvscheck's own; any
 other key is a check option handed to the check type as written.
 """
 
@@ -19,7 +19,7 @@ from lvscheck.config.values import read_number
 
 __all__ = ["parse_lvscheck"]
 
-_LV_KEYS = ("rise", "fall", "interval", "fastinterval", "jitter", "check")
+_LV_KEYS = ("rise", "fall", "interval", "fastinterval", "jitter", "check", "slowstart")
 _OPTION_NAME = re.compile(r"[a-z][a-z0-9_]*", re.ASCII)
 
 
@@ -61,6 +61,7 @@ def parse_lvscheck(report: Report, lines: list[LvscheckLine], base: LvscheckSett
         fastinterval=values.get("fastinterval", base.fastinterval),
         jitter=values.get("jitter", base.jitter),
         check=values.get("check", base.check),
+        slowstart=values.get("slowstart", base.slowstart),
         options=MappingProxyType(options),
         lines=MappingProxyType(where),
     )
@@ -73,6 +74,15 @@ def _lv_value(report: Report, line: int, key: str, value: str) -> Any:
         if count is not None and 1 <= count <= 1000:
             return count
         report.error(line, directive, why or f"{value!r} is not valid: expected a count 1..1000")
+        return None
+    if key == "slowstart":  # seconds a recovered real takes to reach its weight (0: at once)
+        try:
+            seconds = float(value.removesuffix("s"))
+        except ValueError:
+            seconds = -1.0
+        if 0 <= seconds <= 3600:
+            return seconds
+        report.error(line, directive, f"{value!r} is not valid: expected seconds 0..3600, e.g. 30 (0: off)")
         return None
     if key in ("interval", "fastinterval"):
         try:

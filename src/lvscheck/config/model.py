@@ -110,6 +110,8 @@ class LvscheckSettings:
     fastinterval: float | None = None
     jitter: float = 0.1
     check: str | None = None
+    #: seconds over which a recovered real's weight ramps up to its target (0: at once)
+    slowstart: float = 0.0
     options: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     #: line of each key (for errors found later, e.g. an option the check type rejects)
     lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))

@@ -103,6 +103,7 @@ class Director:
         self.reals: dict[str, P.RealState] = {}
         self.pools: dict[str, P.PoolState] = {}
         self.mail: dict[str, MailSettings] = {}
+        self.ramping: set[str] = set()  # reals climbing back to their weight (slowstart=)
         self.warnings: tuple[str, ...] = ()
         self.started = time.time()
         self.state = "starting"
@@ -151,6 +152,7 @@ class Director:
             loop.create_task(self._every(self.options.autoreload_every, self._autoreload))
         )
         self._background.append(loop.create_task(self._every(self.options.maintenance_every, self._minutely)))
+        self._background.append(loop.create_task(self._every(0.25, self._ramp_tick)))
         try:
             await self._stopping.wait()
         finally:
@@ -218,6 +220,9 @@ class Director:
     def apply_maintenance(self, names: Iterable[str]) -> None:
         """Hold down the reals ``names`` (maintenancedir entries) match; release the others."""
         results.apply_maintenance(self, names)
+
+    def _ramp_tick(self) -> None:
+        results.ramp_tick(self)
 
     def on_result(self, job: Job, result: Result, lag: float) -> None:
         """One check result of one real (the scheduler calls this): see :mod:`.results`."""

@@ -27,6 +27,7 @@ from collections.abc import Container
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from lvscheck.daemon import slowstart
 from lvscheck.daemon.state import Observation, Phase, Track, step
 from lvscheck.model import Result, State
 
@@ -74,6 +75,17 @@ class RealState:
     placed: bool = False  # its entry was written since it last went down (readdquiescent=no)
     down_since: float | None = None  # monotonic, for emailalertfreq
     last_mailed: float | None = None
+    ramp: slowstart.Ramp | None = None  # climbing back to its weight (slowstart=)
+    ramp_when_new: bool = False  # its pool served when it was added: its first up ramps too
+
+    @property
+    def target(self) -> int:
+        """The weight it should have when up: derived by its check, else configured."""
+        return self.slot.dest.weight if self.weight is None else self.weight
+
+    def up_weight(self) -> int | None:
+        """The weight to write while up: the target, capped while a slow start lasts."""
+        return self.weight if self.ramp is None else slowstart.cap(self.ramp, self.target)
 
     def pick(self) -> Check:
         """The check to run now; combined checktypes run N connects between full checks."""
@@ -191,7 +203,7 @@ def desired_dest(slot: Slot, pool: Pool, phase: Phase, weight: int | None) -> De
 
 def weight_for(rs: RealState, pool: Pool) -> int:
     """The weight the kernel should give ``rs`` now (0 when it should have no entry)."""
-    d = desired_dest(rs.slot, pool, rs.track.phase, rs.weight)
+    d = desired_dest(rs.slot, pool, rs.track.phase, rs.up_weight())
     return 0 if d is None else d.weight
 
 
@@ -222,7 +234,7 @@ def desired_pool(
         phase = rs.track.phase
         any_up |= phase is Phase.UP
         any_unknown |= phase is Phase.UNKNOWN
-        d = desired_dest(rs.slot, pool, phase, rs.weight)
+        d = desired_dest(rs.slot, pool, phase, rs.up_weight())
         if d is None:
             continue
         if phase is Phase.DOWN and rs.placed and not readdquiescent and d.key not in in_kernel:

@@ -138,12 +138,14 @@ def install(director: Director, prepared: Prepared, *, first: bool) -> set[str]:
     unknown = sum(1 for sid in layout.slots if sid not in director.reals)
     first_spread = max(options.first_round, unknown / options.first_rate)
     kernel = director.kernel
+    fresh: list[RealState] = []
     for sid, slot in layout.slots.items():
         rs = director.reals.get(sid)
         if rs is None:
             kd = kernel.dest(layout.pools[slot.pool].service.key, *slot.dest.key)
             track = fixed_track(slot) or initial_track(kd.weight if kd is not None else None)
             rs = director.reals[sid] = RealState(slot, track)
+            fresh.append(rs)
             restart = True
             changed.add(slot.pool)
         else:
@@ -163,6 +165,9 @@ def install(director: Director, prepared: Prepared, *, first: bool) -> set[str]:
             rs.job = Job(sid, rs.pick, slot.interval, slot.fastinterval, slot.jitter, _changing(rs))
             within = first_spread if rs.track.phase is Phase.UNKNOWN else slot.interval
             director.scheduler.start(rs.job, first_within=min(within, slot.interval))
+    for rs in fresh:  # slowstart=: a new real ramps only into a pool that already serves
+        pool_slots = layout.pools[rs.slot.pool].slots
+        rs.ramp_when_new = any(director.reals[s].track.phase is Phase.UP for s in pool_slots)
     kept = {p.service.key for p in layout.pools.values()}
     gone = [p.service for p in old.pools.values() if p.service.key not in kept]
     director.view.remove(gone)

@@ -4,6 +4,8 @@
 functions classify and count it, and a change of phase (:func:`transition`) marks
 the pool for the next batched IPVS write and sends the ``up``/``down`` event (and
 its mail).  :func:`apply_maintenance` holds reals down for ``maintenancedir``.
+A real that comes back in a pool with ``slowstart=`` climbs to its weight in
+steps (:mod:`.slowstart`); :func:`ramp_tick` moves every climb along.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from lvscheck.daemon import pools as P
+from lvscheck.daemon import slowstart
 from lvscheck.daemon.actions import maintenance_matches
 from lvscheck.daemon.state import Phase, Track
 
@@ -23,7 +26,7 @@ if TYPE_CHECKING:
     from lvscheck.daemon.scheduler import Job
     from lvscheck.model import Result
 
-__all__ = ["apply_maintenance", "on_result", "transition"]
+__all__ = ["apply_maintenance", "on_result", "ramp_tick", "transition"]
 
 log = logging.getLogger("lvscheck.daemon")
 
@@ -83,6 +86,7 @@ def transition(
     pool = d.layout.pools[rs.slot.pool]
     if after.phase is Phase.DOWN:  # its entry is in place if the kernel has one now (readdquiescent)
         rs.placed = rs.slot.dest.key in d.kernel.dests.get(pool.service.key, {})
+    _slow_start(d, rs, pool, before, after)
     d.counters.transitions += 1
     d.history.changed(rs.slot.id, time.time(), before.phase.value, after.phase.value, reason)
     d.view.mark((pool.key,))
@@ -111,3 +115,54 @@ def _guard_event(d: Director, pool: Pool, pstate: P.PoolState) -> None:
         )
     else:
         d.events.emit("guard-cleared", virtual=pool.name, failing=pstate.bad, reals=len(pool.slots))
+
+
+# -- slow start ---------------------------------------------------------------------------
+
+
+def _slow_start(d: Director, rs: P.RealState, pool: Pool, before: Track, after: Track) -> None:
+    """Start a climb when ``rs`` comes back up; drop it when it goes down (a flap restarts it)."""
+    if after.phase is not Phase.UP:
+        rs.ramp = None
+        d.ramping.discard(rs.slot.id)
+        return
+    duration = pool.virtual.lvscheck.slowstart
+    if duration <= 0:
+        return
+    if before.phase is Phase.UNKNOWN and not rs.ramp_when_new:
+        return  # a cold start: nobody else carried traffic when it was added, so no throttle
+    rs.ramp = slowstart.start(time.monotonic(), duration)
+    if rs.ramp is not None:
+        d.ramping.add(rs.slot.id)
+        log.info(
+            "%s: slow start, weight %d of %d, up to it over %g s in %d steps",
+            rs.slot.id,
+            slowstart.cap(rs.ramp, rs.target),
+            rs.target,
+            duration,
+            rs.ramp.steps,
+        )
+
+
+def ramp_tick(d: Director) -> None:
+    """Move every climbing real to its current step; mark the pools whose weights change."""
+    if not d.ramping:
+        return
+    now = time.monotonic()
+    dirty: set[str] = set()
+    for sid in list(d.ramping):
+        rs = d.reals.get(sid)
+        if rs is None or rs.ramp is None or rs.track.phase is not Phase.UP:
+            d.ramping.discard(sid)
+            if rs is not None:
+                rs.ramp = None
+            continue
+        moved = slowstart.advance(rs.ramp, now)
+        if moved is None:
+            rs.ramp = None
+            d.ramping.discard(sid)
+            log.info("%s: slow start over, weight %d", sid, rs.target)
+        if moved is not False:
+            dirty.add(rs.slot.pool)
+    if dirty:
+        d.view.mark(dirty)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from lvscheck.daemon.statusfields import daemon_extras
 
 if TYPE_CHECKING:
     from lvscheck.daemon.director import Director
+    from lvscheck.daemon.pools import RealState
     from lvscheck.model import Result
 
 __all__ = ["LATENCY_BOUNDS", "Counters", "document"]
@@ -39,6 +41,21 @@ class Counters:
         i = bisect.bisect_left(LATENCY_BOUNDS, result.latency)
         if i < len(LATENCY_BOUNDS):
             self.latency_buckets[i] += 1
+
+
+def _ramp(rs: RealState) -> dict[str, Any] | None:
+    """A slow start in progress: the weight now, the target, the step and the seconds left."""
+    if rs.ramp is None:
+        return None
+    from lvscheck.daemon.slowstart import cap
+
+    return {
+        "weight": cap(rs.ramp, rs.target),
+        "target": rs.target,
+        "step": rs.ramp.step,
+        "steps": rs.ramp.steps,
+        "ends_in": round(rs.ramp.ends_in(time.monotonic()), 1),
+    }
 
 
 def document(director: Director) -> dict[str, Any]:
@@ -70,6 +87,7 @@ def document(director: Director) -> dict[str, Any]:
                     "maintenance": rs.maintenance,
                     **real_history(director.history.reals.get(sid)),
                     "drained": director.overrides.is_drained(pool.name, str(rs.slot.dest)),
+                    "slowstart": _ramp(rs),
                 }
             )
         pstate = director.pools[pool.key]
