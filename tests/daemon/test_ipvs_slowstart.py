@@ -9,7 +9,10 @@ comes back.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,8 @@ from pathlib import Path
 import pytest
 from tests.daemon.realservers import RealNginx
 from tests.daemon.test_ipvs_daemon import Daemon, sh, table, wait
+
+from lvscheck.cli import main as cli_main
 
 pytestmark = [
     pytest.mark.ipvs,
@@ -104,11 +109,19 @@ def test_weight_climbs_step_by_step_in_the_kernel(reals: dict[str, RealNginx], t
         finally:
             reals["ss3"].start()
         t0 = time.monotonic()
-        seen = weights("10.0.3.3:80", 8, 20)
+        wait(lambda: table().get(VIP, {}).get("10.0.3.3:80") == 1, 10, "ss3 back at the first step")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):  # in this process: a process start is slow in the guest
+            assert cli_main(["status", "--control", str(daemon.sock)]) == 0
+        shown = out.getvalue()
+        seen = [1, *weights("10.0.3.3:80", 8, 20)]
         took = time.monotonic() - t0
         # 4 steps over 4 s: 8*k//5 for k = 1..4, then the full weight
-        assert [w for w in seen if w] == [1, 3, 4, 6, 8], seen
+        assert [w for i, w in enumerate(seen) if w and (i == 0 or w != seen[i - 1])] == [1, 3, 4, 6, 8], seen
         assert 3.5 < took < 8, took
+        assert re.search(
+            r"10\.0\.3\.3:80 .* SLOW START [1-7]/8 \(step [1-4]/4, [\d.]+ s left\); HTTP 200", shown
+        ), shown
         assert table()[VIP]["10.0.3.2:80"] == 8  # the other real never moved
         reals_status = daemon.status()["virtuals"][0]["reals"]  # type: ignore[index]
         assert all(r["slowstart"] is None for r in reals_status)  # over

@@ -71,6 +71,13 @@ def render(answer: dict[str, Any], colour: bool = False, now: float | None = Non
                 reason = f"MAINTENANCE ({r['maintenance']}); last check: {reason}"
             elif r.get("drained"):
                 reason = f"DRAINED; last check: {reason}"
+            if shared := r.get("shared_probe"):
+                reason = f"(probe shared with {', '.join(shared['with'])}) {reason}"
+            if ramp := r.get("slowstart"):
+                reason = (
+                    f"SLOW START {ramp['weight']}/{ramp['target']} (step {ramp['step']}/{ramp['steps']}, "
+                    f"{ramp['ends_in']:g} s left); {reason}"
+                )
             weight = r["configured_weight"]
             state_cell = _paint(f"{state:<8}", _state_colour(r), colour)
             out.append(f"  {r['real']:<24} {state_cell} {weight:>6} {kw:>6} {last:>7} {lat:>9}  {reason}")
