@@ -2,8 +2,9 @@
 
 Column-0 lines set defaults for every virtual; lines indented inside a block
 override them for that virtual (later lines win).  ``rise``, ``fall``,
-``interval``, ``fastinterval``, ``jitter``, ``check`` and ``slowstart`` are lvscheck's own; any
-other key is a check option handed to the check type as written.
+``interval``, ``fastinterval``, ``jitter``, ``check``, ``slowstart`` and
+``shareprobe`` are lvscheck's own; any other key is a check option handed to
+the check type as written.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from lvscheck.config.values import read_number
 
 __all__ = ["parse_lvscheck"]
 
-_LV_KEYS = ("rise", "fall", "interval", "fastinterval", "jitter", "check", "slowstart")
+_LV_KEYS = ("rise", "fall", "interval", "fastinterval", "jitter", "check", "slowstart", "shareprobe")
 _OPTION_NAME = re.compile(r"[a-z][a-z0-9_]*", re.ASCII)
 
 
@@ -62,6 +63,7 @@ def parse_lvscheck(report: Report, lines: list[LvscheckLine], base: LvscheckSett
         jitter=values.get("jitter", base.jitter),
         check=values.get("check", base.check),
         slowstart=values.get("slowstart", base.slowstart),
+        shareprobe=values.get("shareprobe", base.shareprobe),
         options=MappingProxyType(options),
         lines=MappingProxyType(where),
     )
@@ -74,6 +76,11 @@ def _lv_value(report: Report, line: int, key: str, value: str) -> Any:
         if count is not None and 1 <= count <= 1000:
             return count
         report.error(line, directive, why or f"{value!r} is not valid: expected a count 1..1000")
+        return None
+    if key == "shareprobe":  # one probe for a real checked the same way by several virtuals
+        if value.lower() in ("yes", "no"):
+            return value.lower() == "yes"
+        report.error(line, directive, f"{value!r} is not valid: expected yes or no")
         return None
     if key == "slowstart":  # seconds a recovered real takes to reach its weight (0: at once)
         try:

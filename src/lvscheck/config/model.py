@@ -112,6 +112,8 @@ class LvscheckSettings:
     check: str | None = None
     #: seconds over which a recovered real's weight ramps up to its target (0: at once)
     slowstart: float = 0.0
+    #: share one probe with other virtuals that check the same real the same way (the daemon)
+    shareprobe: bool = True
     options: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     #: line of each key (for errors found later, e.g. an option the check type rejects)
     lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))

@@ -39,6 +39,7 @@ from lvscheck.daemon.history import History
 from lvscheck.daemon.kernel import Backend, KernelView
 from lvscheck.daemon.logfile import LogTarget
 from lvscheck.daemon.overrides import Overrides
+from lvscheck.daemon.probes import SharedProbe
 from lvscheck.daemon.reload import ConfigFile, freeze_heap, install, load, reload_config
 from lvscheck.daemon.scheduler import Job, Scheduler
 from lvscheck.daemon.status import Counters, document
@@ -104,6 +105,8 @@ class Director:
         self.pools: dict[str, P.PoolState] = {}
         self.mail: dict[str, MailSettings] = {}
         self.ramping: set[str] = set()  # reals climbing back to their weight (slowstart=)
+        self.probes: dict[str, SharedProbe] = {}  # probes several virtuals share, by scheduler id
+        self.probe_of: dict[str, str] = {}  # slot id -> the shared probe that checks it
         self.warnings: tuple[str, ...] = ()
         self.started = time.time()
         self.state = "starting"

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lvscheck.config.prepare import Prepared, prepare, read
+from lvscheck.daemon import probes
 from lvscheck.daemon.events import MailSettings
 from lvscheck.daemon.pools import BAD_KINDS, PoolState, RealState, fixed_track
 from lvscheck.daemon.scheduler import Job
@@ -139,6 +140,9 @@ def install(director: Director, prepared: Prepared, *, first: bool) -> set[str]:
     first_spread = max(options.first_round, unknown / options.first_rate)
     kernel = director.kernel
     fresh: list[RealState] = []
+    shared = probes.groups(layout, checks)  # reals checked the same way by several virtuals
+    grouped = {sid for sids in shared.values() for sid in sids}
+    restarted: set[str] = set()
     for sid, slot in layout.slots.items():
         rs = director.reals.get(sid)
         if rs is None:
@@ -158,13 +162,18 @@ def install(director: Director, prepared: Prepared, *, first: bool) -> set[str]:
                 rs.track = fixed  # a real that is never checked takes its fixed state, unless held down
                 changed.add(slot.pool)
         rs.check, rs.connect = checks[sid]
+        if restart:
+            restarted.add(sid)
         if rs.check is None:
             director.scheduler.stop(sid)
             rs.job = None
+        elif sid in grouped:
+            director.scheduler.stop(sid)  # its own loop, if it had one: a shared probe runs its check
         elif restart or sid not in director.scheduler:
             rs.job = Job(sid, rs.pick, slot.interval, slot.fastinterval, slot.jitter, _changing(rs))
             within = first_spread if rs.track.phase is Phase.UNKNOWN else slot.interval
             director.scheduler.start(rs.job, first_within=min(within, slot.interval))
+    probes.install_shared(director, shared, restarted, first_spread)
     for rs in fresh:  # slowstart=: a new real ramps only into a pool that already serves
         pool_slots = layout.pools[rs.slot.pool].slots
         rs.ramp_when_new = any(director.reals[s].track.phase is Phase.UP for s in pool_slots)

@@ -54,11 +54,24 @@ def apply_maintenance(d: Director, names: Iterable[str]) -> None:
 
 
 def on_result(d: Director, job: Job, result: Result, lag: float) -> None:
-    """One check result of one real (the scheduler calls this)."""
-    rs = d.reals.get(job.id)
+    """One check result (the scheduler calls this): of one real, or of a probe several share."""
+    shared = d.probes.get(job.id)
+    if shared is None:
+        _on_real_result(d, job.id, job, result, lag, count=True)
+        return
+    for i, sid in enumerate(shared.members):
+        rs = d.reals.get(sid)
+        if rs is not None and rs.check is not None:  # each pool sees its own target (its virtual)
+            mine = result.replace(target=rs.check.spec.target)
+            _on_real_result(d, sid, job, mine, lag, count=i == 0)
+
+
+def _on_real_result(d: Director, sid: str, job: Job, result: Result, lag: float, *, count: bool) -> None:
+    rs = d.reals.get(sid)
     if rs is None or rs.job is not job:
         return  # a reload replaced this real while its check ran
-    d.counters.count(result)
+    if count:
+        d.counters.count(result)
     rs.last_time = time.time()
     d.history.checked(job.id, result.latency)
     pool = d.layout.pools[rs.slot.pool]

@@ -58,6 +58,16 @@ def _ramp(rs: RealState) -> dict[str, Any] | None:
     }
 
 
+def _shared(director: Director, sid: str) -> dict[str, Any] | None:
+    """The probe this real shares with other virtuals: its id and the other virtuals' names."""
+    jid = director.probe_of.get(sid)
+    if jid is None:
+        return None
+    others = [director.reals[s].slot.pool for s in director.probes[jid].members if s != sid]
+    names = [director.layout.pools[k].name for k in others if k in director.layout.pools]
+    return {"probe": jid, "with": names}
+
+
 def document(director: Director) -> dict[str, Any]:
     """Everything ``lvscheck status`` shows (JSON-ready)."""
     kernel = director.kernel
@@ -88,6 +98,7 @@ def document(director: Director) -> dict[str, Any]:
                     **real_history(director.history.reals.get(sid)),
                     "drained": director.overrides.is_drained(pool.name, str(rs.slot.dest)),
                     "slowstart": _ramp(rs),
+                    "shared_probe": _shared(director, sid),
                 }
             )
         pstate = director.pools[pool.key]
