@@ -135,3 +135,35 @@ def test_different_options_are_not_shared(server: tuple[CountingServer, int]) ->
         assert director.status()["virtuals"][2]["reals"][0]["shared_probe"] is None
 
     run_with(director, body)
+
+
+def test_reload_regroups(server: tuple[CountingServer, int]) -> None:
+    _srv, port = server
+    current = [config(port)]
+    ipvs = MemoryIPVS()
+    director = Director("test.cf", ipvs, loader=lambda _p: current[0])
+
+    async def body() -> None:
+        await until(lambda: weights(ipvs, port) == [5, 5, 5], 5, "up everywhere")
+        [probe] = director.probes.values()
+        assert len(probe.members) == 3
+        alone = current[0].virtuals[2]
+        settings = dataclasses.replace(alone.lvscheck, shareprobe=False)
+        current[0] = Config(
+            "test.cf", virtuals=(*current[0].virtuals[:2], dataclasses.replace(alone, lvscheck=settings))
+        )
+        assert await director.reload("test")
+        [probe] = director.probes.values()
+        assert len(probe.members) == 2
+        sid = director.layout.pools[alone.key].slots[0]
+        assert sid in director.scheduler  # its own check loop again
+        assert director.reals[sid].job is not probe.job
+        assert weights(ipvs, port) == [5, 5, 5]  # nothing went down on the way
+        # and back: one probe for all three, the lone loop stopped
+        current[0] = config(port)
+        assert await director.reload("test")
+        [probe] = director.probes.values()
+        assert len(probe.members) == 3
+        assert sid not in director.scheduler
+
+    run_with(director, body)
