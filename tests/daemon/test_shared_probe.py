@@ -16,6 +16,7 @@ from tests.daemon.test_director import run_with, until, virtual
 from tests.peers.faults import serve
 
 from lvscheck.adapters.ipvs.table import MemoryIPVS, ServiceKey
+from lvscheck.cli.status_view import render
 from lvscheck.config.model import Config, LvscheckSettings
 from lvscheck.daemon.director import Director
 
@@ -104,8 +105,9 @@ def test_shortest_interval_wins_and_status_names_the_sharers(server: tuple[Count
         start = srv.connections
         await asyncio.sleep(2.0)
         seen["count"] = srv.connections - start
-        first = director.status()["virtuals"][0]["reals"][0]
-        seen["shared"] = first["shared_probe"]
+        doc = director.status()
+        seen["shared"] = doc["virtuals"][0]["reals"][0]["shared_probe"]
+        seen["text"] = render(doc)
         # rise/fall stay per pool, and all three pools see the real go down
         srv.up = False
         await until(lambda: weights(ipvs, port) == [0, 0, 0], 5, "down in all three")
@@ -118,6 +120,7 @@ def test_shortest_interval_wins_and_status_names_the_sharers(server: tuple[Count
     assert isinstance(shared, dict)
     assert shared["with"] == ["10.9.1.2:80", "10.9.1.3:80"]
     assert shared["probe"].startswith(f"probe http 127.0.0.1:{port} ")
+    assert "(probe shared with 10.9.1.2:80, 10.9.1.3:80) HTTP 200 OK" in str(seen["text"])  # lvscheck status
 
 
 def test_different_options_are_not_shared(server: tuple[CountingServer, int]) -> None:

@@ -17,6 +17,7 @@ from tests.daemon.test_director import VIP, run_with, until, virtual, weight
 from tests.peers import free_port
 
 from lvscheck.adapters.ipvs.table import MemoryIPVS
+from lvscheck.cli.status_view import render
 from lvscheck.config.model import Config, LvscheckSettings
 from lvscheck.daemon import slowstart
 from lvscheck.daemon.director import Director
@@ -90,6 +91,7 @@ def test_recovered_real_climbs_cold_start_does_not(reals: list[RealNginx], tmp_p
     director = Director("test.cf", ipvs, loader=lambda _p: cfg)
     seen: list[int | None] = []
     statuses: list[dict[str, object]] = []
+    texts: list[str] = []  # what `lvscheck status` prints
 
     async def watch(port: int, stop_at: int, timeout: float) -> float:
         """Record the weights ``port`` has until it reaches ``stop_at``; return how long that took."""
@@ -98,6 +100,7 @@ def test_recovered_real_climbs_cold_start_does_not(reals: list[RealNginx], tmp_p
             w = weight(ipvs, VIP, port)
             if not seen or seen[-1] != w:
                 seen.append(w)
+                texts.append(render(director.status()))
                 real = next(
                     r for r in director.status()["virtuals"][0]["reals"] if r["real"].endswith(f":{port}")
                 )
@@ -128,6 +131,7 @@ def test_recovered_real_climbs_cold_start_does_not(reals: list[RealNginx], tmp_p
         assert isinstance(first, dict)
         assert (first["weight"], first["target"], first["steps"]) == (2, 10, 3)
         assert statuses[-1]["slowstart"] is None  # over
+        assert any(f":{ports[1]}" in t and "SLOW START 2/10 (step 1/3, " in t for t in texts), texts
         assert weight(ipvs, VIP, ports[0]) == 10  # the other real was never touched
 
         # a flap during the climb: down, then the climb starts again from the first step
