@@ -9,9 +9,12 @@ know, from CRAM-MD5, PLAIN, LOGIN) -> ``235``.  Then ``QUIT`` -> ``221``.
 
 The client is aiosmtplib, told *not* to upgrade on its own (its default upgrades
 whenever EHLO offers STARTTLS, which would turn a plain check into a TLS one).
-Its per-operation timeouts are set past the check's deadline: the engine's one
-deadline decides, and its reason names the step (``waiting for the reply to
-EHLO``).  Replies are bounded by aiosmtplib (8 KiB a line, 32 KiB a reply).
+Its per-operation timeouts are off (``timeout=None``): the engine's one deadline
+decides, and its reason names the step (``waiting for the reply to EHLO``).  With
+a timeout, aiosmtplib awaits every reply through ``asyncio.wait_for``, which on
+Python 3.11 swallows a cancel that races with the reply: a check cancelled at
+shutdown then ran on, and the daemon ignored SIGTERM.  Replies are bounded by
+aiosmtplib (8 KiB a line, 32 KiB a reply).
 """
 
 from __future__ import annotations
@@ -77,12 +80,13 @@ class SmtpCheck(Check):
         import aiosmtplib
 
         sock = await _connect(probe)
-        # aiosmtplib times each operation itself; keep those past our deadline so that
-        # the engine's single deadline (and its phase-naming reason) is what fires.
+        # No aiosmtplib timeouts: with one, every reply is awaited through asyncio.wait_for,
+        # which (Python 3.11) swallows a cancel racing with the reply.  The engine's single
+        # deadline (and its phase-naming reason) is what fires.
         client = aiosmtplib.SMTP(
             sock=sock,
             local_hostname=self.helo,
-            timeout=probe.remaining() + 5.0,
+            timeout=None,
             start_tls=False,
             use_tls=False,
             tls_context=self.tls_context,

@@ -10,7 +10,15 @@ interval, so a start or a reload never fires every check at once.
 *Start lag* is how late a check started: the time from its due moment to its
 end, minus the check's own latency (it counts a late wake-up and the wait for
 a free slot under the caps).  :class:`LagStats` keeps recent samples for p50/p99
-and the scheduler logs a warning when the loop falls behind.
+and the scheduler logs a warning when the loop falls behind.  A
+:class:`~lvscheck.engine.LoopWatch` measures how long the loop is blocked; the
+engine marks a down result whose check ran while the loop was blocked
+(``details["starved"]``), so the daemon does not count it against the real.
+
+*Stopping* is bounded: :meth:`Scheduler.close` cancels every job, cancels again
+those that swallowed the cancel (a driver's ``asyncio.wait_for`` on Python
+3.11 can), and returns after at most :data:`CLOSE_TIMEOUT` seconds whatever the
+checks do.  A job whose task saw a cancel never starts another check.
 """
 
 from __future__ import annotations
@@ -24,10 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lvscheck.checktype import Check
-from lvscheck.engine import Engine
+from lvscheck.engine import Engine, LoopWatch
 from lvscheck.model import Result
 
-__all__ = ["Job", "LagStats", "Scheduler"]
+__all__ = ["CLOSE_TIMEOUT", "Job", "LagStats", "Scheduler"]
+
+#: Seconds :meth:`Scheduler.close` waits for the jobs' checks to go before it gives up on them.
+CLOSE_TIMEOUT = 2.0
 
 log = logging.getLogger("lvscheck.daemon")
 
@@ -97,6 +108,9 @@ class Scheduler:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._last_warning = 0.0
         self._recent_behind = 0
+        self._closed = False
+        self.watch = engine.watch or LoopWatch()
+        engine.watch = self.watch
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -107,6 +121,7 @@ class Scheduler:
     def start(self, job: Job, first_within: float | None = None) -> None:
         """Run ``job``; its first check comes at a random moment within ``first_within`` s."""
         self.stop(job.id)
+        self.watch.start()
         spread = job.interval if first_within is None else first_within
         delay = random.uniform(0.0, max(0.0, spread))
         self._tasks[job.id] = asyncio.get_running_loop().create_task(self._run(job, delay), name=job.id)
@@ -116,21 +131,41 @@ class Scheduler:
         if task is not None:
             task.cancel()
 
-    async def close(self) -> None:
-        tasks = list(self._tasks.values())
+    async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Stop every job; return once they are gone, or after ``timeout`` s whatever they do."""
+        self._closed = True
+        self.watch.stop()
+        pending = set(self._tasks.values())
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while pending:
+            for task in pending:
+                task.cancel()  # again for a task whose driver swallowed the last one
+            left = end - loop.time()
+            if left <= 0:
+                break
+            _, pending = await asyncio.wait(pending, timeout=min(0.05, left))
+        if pending:
+            log.warning(
+                "%d check(s) did not stop within %g s of the shutdown and are abandoned: %s",
+                len(pending),
+                timeout,
+                ", ".join(sorted(t.get_name() for t in pending)[:5]),
+            )
 
     async def _run(self, job: Job, delay: float) -> None:
         loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
+        assert me is not None
         due = loop.time() + delay
         while True:
             wait = due - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             result = await self.engine.run(job.pick())
+            if self._closed or me.cancelling():
+                return  # stopped while the check ran, and its driver swallowed the cancel
             done = loop.time()
             lag = max(0.0, done - due - result.latency)
             self.checks += 1

@@ -7,11 +7,15 @@ from collections.abc import Callable, Iterable, Sequence
 
 from lvscheck.checktype import Check
 from lvscheck.engine.limits import Limits
+from lvscheck.engine.loopwatch import LoopWatch
 from lvscheck.engine.runner import run_prepared
-from lvscheck.model import CheckSpec, Result
+from lvscheck.model import CheckSpec, Result, State
 from lvscheck.plugins import PluginHost, default_host
 
-__all__ = ["Engine", "Limits", "run_prepared"]
+__all__ = ["STARVED_AFTER", "Engine", "Limits", "LoopWatch", "run_prepared"]
+
+#: Seconds of event-loop blocking during a check from which its failure is not the real's fault.
+STARVED_AFTER = 0.25
 
 
 class Engine:
@@ -33,6 +37,7 @@ class Engine:
         self.limits = Limits(max_in_flight, per_host)
         self._on_result = on_result
         self._observe = self.plugins.has_check_done_observers()
+        self.watch: LoopWatch | None = None
 
     def prepare(self, spec: CheckSpec) -> Check:
         """Validate ``spec`` into a reusable check; raises :class:`~lvscheck.errors.UsageError`."""
@@ -43,10 +48,16 @@ class Engine:
         prepared = check if isinstance(check, Check) else self.prepare(check)
         host = prepared.spec.target.host
         await self.limits.acquire(host)
+        watch = self.watch
+        mark = 0.0 if watch is None else watch.blocked
         try:
             result = await run_prepared(prepared)
         finally:
             self.limits.release(host)
+        if watch is not None and result.state is State.DOWN:
+            blocked = watch.blocked_since(mark)
+            if blocked >= STARVED_AFTER:
+                result = result.replace(details={**result.details, "starved": round(blocked, 3)})
         if self._on_result is not None:
             self._on_result(result)
         if self._observe:
