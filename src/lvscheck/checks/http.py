@@ -360,8 +360,10 @@ class _Response:
         except httptools.HttpParserUpgrade:
             pass  # 101 Switching Protocols: judged by its status like any other
         except httptools.HttpParserError as exc:
-            if self.head_done:
-                raise CheckFailed(f"not a valid HTTP response body ({exc}) {phase}") from None
+            if self.head_done:  # (the body may come in the same read as the head: say where it broke)
+                raise CheckFailed(
+                    f"not a valid HTTP response body ({exc}) after the headers of HTTP {self.status}"
+                ) from None
             what = "no HTTP status line" if str(exc).startswith("Expected HTTP/") else str(exc)
             raise CheckFailed(
                 f"not a valid HTTP response ({what}: {_shown(self.received)}) {phase}"

@@ -77,6 +77,7 @@ class _Job:
         self.probe = probe
         self.deadline = deadline  # time.monotonic() units
         self.conn: Any = None
+        self.counted: Any = None  # the _berguard.CountedSocket ldap3 reads from
         self.tls_error: BaseException | None = None
         self.finished = False
         self.lock = threading.Lock()
@@ -213,6 +214,7 @@ class LdapCheck(Check):
             if self.implicit_tls:
                 job.phase(f"connecting to {where} and in the TLS handshake")
             conn.open()
+            _count(conn, job)  # LDAP message lengths checked and bytes counted from here
             if self.starttls:
                 job.phase("in StartTLS")
                 _limit(conn, job)
@@ -235,6 +237,11 @@ class LdapCheck(Check):
             )
         except ldap_errors.LDAPException as exc:
             raise _transport_failure(exc, job) from None
+        except OSError:  # (a StartTLS re-wrap reads outside ldap3's wrapper)
+            refused = job.counted.refused if job.counted is not None else None
+            if refused is not None:
+                raise CheckFailed(f"{refused} {job.probe.phase}") from None
+            raise
         except (IndexError, KeyError, ValueError, TypeError, UnicodeError) as exc:
             # ldap3's BER decoder trips over bytes that are not LDAP
             if job.tls_error is not None:
@@ -255,6 +262,17 @@ class LdapCheck(Check):
         tls_note = "; TLS verified" if verified else ("; TLS unverified" if self.use_tls else "")
         found = f"found {dn!r}" if dn else "found the root DSE"
         return Outcome.up(f"{bound}; {found}{tls_note}")
+
+
+def _count(conn: Any, job: _Job) -> None:
+    """Put the guard between ldap3 and its socket (see _berguard.py)."""
+    from lvscheck.checks._berguard import CountedSocket
+
+    sock = conn.socket
+    if sock is not None and not isinstance(sock, CountedSocket):
+        counted = job.counted.rewrap(sock) if job.counted is not None else CountedSocket(sock)
+        job.counted = counted
+        conn.socket = counted
 
 
 def _limit(conn: Any, job: _Job) -> None:
@@ -284,6 +302,9 @@ def _transport_failure(exc: BaseException, job: _Job) -> BaseException:
     """ldap3 wraps socket and TLS errors in its own exceptions; unwrap what the runner words."""
     if job.tls_error is not None:
         return job.tls_error  # SSLCertVerificationError and friends
+    refused = job.counted.refused if job.counted is not None else None
+    if refused is not None:
+        return CheckFailed(f"{refused} {job.probe.phase}")
     text = str(exc)
     lowered = text.lower()
     if "refused" in lowered:
@@ -314,9 +335,13 @@ def _cached_context_tls(context: ssl.SSLContext | None, server_name: str, job: _
                 self.job = job
 
             def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
+                plain = connection.socket
+                counted = self.job.counted
+                if counted is not None and plain is counted:  # StartTLS: wrap the real socket
+                    plain = counted.raw
                 try:
                     connection.socket = self.context.wrap_socket(
-                        connection.socket,
+                        plain,
                         server_side=False,
                         do_handshake_on_connect=do_handshake,
                         server_hostname=self.server_name,
@@ -324,6 +349,8 @@ def _cached_context_tls(context: ssl.SSLContext | None, server_name: str, job: _
                 except BaseException as exc:
                     self.job.tls_error = exc
                     raise
+                if counted is not None:
+                    _count(connection, self.job)
 
         _tls_class = CachedContextTls
     assert context is not None

@@ -61,6 +61,13 @@ _ER_PARSE_ERROR = 1064
 #: What PyMySQL's packet parsing raises on bytes that are not MySQL protocol.
 _GARBAGE = (struct.error, IndexError, KeyError, ValueError, UnicodeError)
 _NOT_A_REPLICA = "not a replica (replica status is empty): no replication lag"
+#: Bytes a server may send over one check's connection (PyMySQL buffers a whole result, and a
+#: packet of 0xffffff bytes announces a continuation: endless ones grew to 631 MB in 2 s).
+MAX_BYTES = 8 * 1024 * 1024
+_OLD_PASSWORD = (
+    "the server asks for mysql_old_password (the pre-4.1 password hash), which the driver "
+    "does not speak: give the account a mysql_native_password or caching_sha2_password password"
+)
 
 
 _parse_weightmode = parse_choice("none", "lag", "galera")
@@ -138,7 +145,7 @@ class MysqlCheck(Check):
         conn: Any = None
         try:
             try:
-                conn = await aiomysql.connect(
+                conn = _budget_class()(
                     host=probe.host,
                     port=probe.port,
                     user=self.login,
@@ -149,8 +156,13 @@ class MysqlCheck(Check):
                     program_name="lvscheck",
                     ssl=self.ssl_context,
                 )
+                await conn._connect()  # what aiomysql.connect() does, with our Connection class
             except aiomysql.MySQLError as exc:
                 raise self._failure(exc, probe, login=True) from None
+            except AttributeError as exc:  # PyMySQL 1.x dropped the pre-4.1 scramble but still calls it
+                if "scramble_old_password" in str(exc):
+                    raise CheckFailed(_OLD_PASSWORD) from None
+                raise
             except _GARBAGE as exc:  # the peer does not speak MySQL: the driver trips over its bytes
                 raise CheckFailed(f"no MySQL handshake {probe.phase}: {type(exc).__name__}: {exc}") from None
             if self.ssl_context is not None and not getattr(conn, "_secure", False):
@@ -276,8 +288,12 @@ class MysqlCheck(Check):
         """Turn a PyMySQL/aiomysql error into what the runner reports."""
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+        cause = exc.__cause__
+        if isinstance(cause, CheckFailed):
+            return cause  # our byte budget, or the old password scheme, during the handshake
+        if isinstance(cause, AttributeError) and "scramble_old_password" in str(cause):
+            return CheckFailed(_OLD_PASSWORD)
         if code == _CR_CONN_HOST_ERROR:
-            cause = exc.__cause__
             if isinstance(cause, TimeoutError):
                 return CheckFailed(
                     f"connect to {probe.host}:{probe.port} timed out after {probe.connect_timeout:g} s"
@@ -293,6 +309,33 @@ class MysqlCheck(Check):
             return CheckFailed(f"MySQL protocol error {probe.phase}: {message}")
         what = "login failed" if login else "MySQL error"
         return CheckFailed(f"{what}: ({code}) {message}")
+
+
+_budget: Any = None
+
+
+def _budget_class() -> Any:
+    """aiomysql's ``Connection`` that refuses to read more than :data:`MAX_BYTES` (built once)."""
+    global _budget
+    if _budget is None:
+        import aiomysql
+
+        class BudgetConnection(aiomysql.Connection):  # type: ignore[misc]
+            _lvs_read = 0
+
+            async def _read_bytes(self, num_bytes: int) -> bytes:
+                self._lvs_read += num_bytes
+                if self._lvs_read > MAX_BYTES:
+                    self.close()
+                    raise CheckFailed(
+                        f"the server sent more than {MAX_BYTES // (1024 * 1024)} MiB "
+                        f"(a packet of {num_bytes} bytes announced; the limit for one check)"
+                    )
+                data: bytes = await super()._read_bytes(num_bytes)
+                return data
+
+        _budget = BudgetConnection
+    return _budget
 
 
 def _quit(conn: Any) -> None:

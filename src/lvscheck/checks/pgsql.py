@@ -116,7 +116,21 @@ class PgsqlCheck(Check):
 
         from lvscheck.checks import _pgguard
 
-        _pgguard.install()  # asyncpg spins forever on some malformed frames: check them first
+        _pgguard.install()  # frames checked and counted before asyncpg parses them
+        with _pgguard.watching() as report:
+            try:
+                return await self._dialogue(probe, asyncpg)
+            except Exception:
+                if report.refused is not None:  # the guard cut the connection: its reason
+                    if report.in_startup:
+                        why = report.refused
+                        raise CheckFailed(f"no PostgreSQL handshake {probe.phase}: {why}") from None
+                    raise CheckFailed(f"{report.refused} {probe.phase}") from None
+                if report.error is not None:  # the server's own ErrorResponse (asyncpg cannot decode Latin-1)
+                    raise _failure_text(*report.error, login=True) from None
+                raise
+
+    async def _dialogue(self, probe: Probe, asyncpg: Any) -> Outcome:
         probe.phase = f"connecting to {probe.host}:{probe.port} and logging in"
         conn: Any = None
         try:
@@ -199,6 +213,10 @@ class PgsqlCheck(Check):
 def _failure(exc: Any, *, login: bool) -> CheckFailed:
     state = getattr(exc, "sqlstate", None) or "?"
     message = getattr(exc, "message", None) or str(exc)
+    return _failure_text(state, message, login=login)
+
+
+def _failure_text(state: str, message: str, *, login: bool) -> CheckFailed:
     if state in _AUTH_STATES:
         return CheckFailed(f"authentication failed: {message} (SQLSTATE {state})")
     what = "login failed" if login else "PostgreSQL error"
