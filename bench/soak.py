@@ -12,6 +12,9 @@ fd, by more than 2 MiB of RSS or by more than 1,000 objects: a leak grows with
 every batch, the allocator's high-water mark settles after a few.
 
     .venv/bin/python bench/soak.py [--batches 10] [--batch 10000] [--concurrency 64]
+
+``bench/soak.py --daemon [...]`` runs the daemon soak instead: healthy and hostile reals
+mixed, ten runs with SIGTERM each time (bench/soak_daemon.py has its options).
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ def rss_kib() -> int:
 
 
 def main() -> int:
+    if "--daemon" in sys.argv[1:]:
+        import soak_daemon  # bench/ is on sys.path when this file runs as a script
+
+        return soak_daemon.main([a for a in sys.argv[1:] if a != "--daemon"])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, default=10)
     ap.add_argument("--batch", type=int, default=10_000)

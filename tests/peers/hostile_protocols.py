@@ -301,7 +301,7 @@ CATALOGUE: tuple[Case, ...] = (
         "pg-notices-after-login",
         "pgsql",
         pg_notices_after_login,
-        r"the server sent more than 8 MiB \(the limit for one check\)",
+        r"the server sent more than 64 notices, notifications or parameter changes",
         {**_DB, "sslmode": "disable", "role": "primary"},
     ),
     Case(

@@ -15,12 +15,17 @@ asyncpg (0.29 to 0.32 at least) parses server messages in Cython inside
 So :func:`install` swaps the protocol class ``asyncpg.connect_utils`` builds for
 a subclass whose ``data_received`` first walks the frame headers (type byte,
 int32 length; a constant amount of work per frame, nothing copied but a partial
-5-byte header) and counts:
+5-byte header: linear in the messages, at most a few hundred thousand header
+reads per check) and counts:
 
 * until the first ReadyForQuery ('Z'): only startup message types, lengths 4 ..
   :data:`STARTUP_BYTES`, at most :data:`STARTUP_MESSAGES` messages and
   :data:`STARTUP_BYTES` bytes (a real server sends about twenty messages and
   well under 2 KiB);
+* after it: lengths of at least 4, at most :data:`SESSION_MESSAGES` messages
+  and :data:`UNASKED_MESSAGES` asynchronous ones (notices, notifications,
+  parameter changes: a server streaming notices made asyncpg build an object
+  for each);
 * for the whole connection: at most :data:`MAX_BYTES` bytes.
 
 Past a limit the connection is aborted before asyncpg sees the bytes and the
@@ -45,7 +50,16 @@ from typing import Any
 
 from lvscheck.checktype import size_text
 
-__all__ = ["MAX_BYTES", "STARTUP_BYTES", "STARTUP_MESSAGES", "Report", "install", "watching"]
+__all__ = [
+    "MAX_BYTES",
+    "SESSION_MESSAGES",
+    "STARTUP_BYTES",
+    "STARTUP_MESSAGES",
+    "UNASKED_MESSAGES",
+    "Report",
+    "install",
+    "watching",
+]
 
 #: Server message types allowed before the first ReadyForQuery.
 _STARTUP_TYPES = frozenset(b"REKNSvZ")
@@ -54,6 +68,11 @@ STARTUP_MESSAGES = 256
 STARTUP_BYTES = 64 * 1024
 #: Bytes a server may send over one check's connection, results included.
 MAX_BYTES = 8 * 1024 * 1024
+#: After the startup: messages in all (rows included), and asynchronous ones (asyncpg builds
+#: a Python object for every notice: 8 MiB of them cost more CPU than the rest of a check).
+SESSION_MESSAGES = 65536
+UNASKED_MESSAGES = 64
+_ASYNC_TYPES = frozenset(b"NAS")
 
 _lock = threading.Lock()
 _installed = False
@@ -103,13 +122,14 @@ def error_fields(body: bytes) -> tuple[str, str]:
 class _Frames:
     """The frame walk: one object per connection, state between ``data_received`` calls."""
 
-    __slots__ = ("error", "errors", "header", "messages", "refused", "skip", "startup", "total")
+    __slots__ = ("error", "errors", "header", "messages", "refused", "skip", "startup", "total", "unasked")
 
     def __init__(self) -> None:
         self.header = b""  # a partial 5-byte header
         self.skip = 0  # body bytes of the current message still to come
         self.startup = True  # before the first ReadyForQuery
         self.messages = 0
+        self.unasked = 0  # NoticeResponse, NotificationResponse, ParameterStatus after the startup
         self.total = 0
         self.error: bytearray | None = None  # an ErrorResponse body being collected
         self.errors: list[bytes] = []  # complete ErrorResponse bodies not yet reported
@@ -122,8 +142,6 @@ class _Frames:
         if self.total > MAX_BYTES:
             self.refused = f"the server sent more than {MAX_BYTES >> 20} MiB (the limit for one check)"
             return False
-        if not self.startup:
-            return True
         if not self._walk(data, size):
             return False
         if self.startup and self.total > STARTUP_BYTES:
@@ -132,6 +150,24 @@ class _Frames:
                 "without finishing the startup (ReadyForQuery)"
             )
             return False
+        return True
+
+    def _session_message(self, kind: int, length: int) -> bool:
+        """After ReadyForQuery: any type, but bounded lengths, counts and asynchronous messages."""
+        if length < 4:
+            self.refused = f"a malformed frame (type {bytes([kind])!r}, length {length})"
+            return False
+        if self.messages > SESSION_MESSAGES:
+            self.refused = f"the server sent more than {SESSION_MESSAGES} messages (the limit for one check)"
+            return False
+        if kind in _ASYNC_TYPES:
+            self.unasked += 1
+            if self.unasked > UNASKED_MESSAGES:
+                self.refused = (
+                    f"the server sent more than {UNASKED_MESSAGES} notices, notifications or parameter "
+                    "changes (the limit for one check)"
+                )
+                return False
         return True
 
     def _walk(self, data: bytes, size: int) -> bool:
@@ -162,6 +198,11 @@ class _Frames:
                 length = int.from_bytes(data[pos + 1 : pos + 5], "big", signed=True)
                 pos += 5
             self.messages += 1
+            if not self.startup:
+                if not self._session_message(kind, length):
+                    return False
+                self.skip = length - 4
+                continue
             if kind not in _STARTUP_TYPES or not 4 <= length <= STARTUP_BYTES:
                 self.refused = f"a malformed frame (type {bytes([kind])!r}, length {length})"
                 return False
@@ -171,8 +212,10 @@ class _Frames:
                 )
                 return False
             if kind == ord("Z"):
-                self.startup = False  # the session is up: only the byte count from here
-                return True
+                self.startup = False  # the session is up: the session limits from here
+                self.messages = 0
+                self.skip = length - 4
+                continue
             self.skip = length - 4
             if kind == ord("E"):
                 if self.skip:

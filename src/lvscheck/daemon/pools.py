@@ -132,11 +132,11 @@ def fixed_track(slot: Slot) -> Track | None:
 
 
 def classify(result: Result, lag: float, behind: float) -> str:
-    """``ok``, ``fail``, ``suspect`` (started late, or no route) or ``director`` (our fault)."""
+    """``ok``, ``fail``, ``suspect`` (started late, or no route) or ``director`` (our fault, or starved)."""
     if result.state is not State.DOWN:
         return "ok"
-    if result.details.get("fault") == "director":
-        return "director"
+    if result.details.get("fault") == "director" or "starved" in result.details:
+        return "director"  # our fault, or the loop was blocked during the check: not the real's
     if lag > behind or result.reason.startswith(_SUSPECT_REASONS):
         return "suspect"
     return "fail"
