@@ -172,8 +172,13 @@ def one_run(
         rtts: list[float] = []
         rss_max = rss_start
         hostile_up: set[str] = set()
+        series: list[float] = []
+        next_sample = time.monotonic()
         end = time.monotonic() + seconds
         while time.monotonic() < end:
+            if time.monotonic() >= next_sample:
+                series.append(round(rss_mb(daemon.pid), 1))
+                next_sample += max(5.0, seconds / 12)
             rtt, answer = status_rtt(str(sock))
             rtts.append(rtt)
             rss_max = max(rss_max, rss_mb(daemon.pid))
@@ -220,6 +225,7 @@ def one_run(
         "rss_mb_after_warmup": round(rss_start, 1),
         "rss_mb_max": round(rss_max, 1),
         "rss_mb_end": round(rss_end, 1),
+        "rss_mb_series": series,
         "daemon_cpu_pct": round(cpu_pct, 1),
         "daemon_waiting_for_cpu_pct": round(wait_pct, 1),
         "sigterm_exit_s": round(stop_s, 2),

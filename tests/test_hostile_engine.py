@@ -180,3 +180,29 @@ def test_a_rejected_certificate_frees_its_tls_objects_without_a_gc(nginx: Nginx,
     reason, alive = asyncio.run(main())
     assert reason.startswith("TLS certificate not accepted"), reason
     assert alive == 0  # (before: 5, held by exception -> traceback -> frame -> future cycles)
+
+
+def test_smtp_check_never_awaits_through_wait_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiosmtplib awaits each reply through ``asyncio.wait_for`` when it has a timeout; on Python
+    3.11 that swallows a cancel racing with the reply (the daemon then ignored SIGTERM).  The check
+    gives it none, so wait_for never gets a timeout (it then just awaits)."""
+    from tests.peers.faults import serve
+    from tests.peers.textfaults import script
+
+    import lvscheck
+
+    timed: list[float] = []
+    real_wait_for = asyncio.wait_for
+
+    async def spy(fut: object, timeout: float | None = None) -> object:
+        if timeout is not None:
+            timed.append(timeout)
+        return await real_wait_for(fut, timeout)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio, "wait_for", spy)
+    with serve(script(b"220 mx\r\n", b"250 mx\r\n", b"221 bye\r\n")) as port:
+        [result] = lvscheck.run_checks(
+            [CheckSpec("smtp", Target("127.0.0.1", port), {"negotiatetimeout": "2"})]
+        )
+    assert result.state is State.UP, result.reason
+    assert timed == []  # (before: one wait_for with a timeout per reply)
