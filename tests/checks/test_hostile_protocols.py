@@ -29,7 +29,7 @@ from tests.peers.hostile_servers import udp_server
 
 DEADLINE = 3.0  # generous: the machine is shared; the floods end on their limits long before
 RSS_LIMIT_KIB = 100 * 1024
-LVSCHECK = [sys.executable, "-m", "lvscheck"]
+
 
 #: Options a check type needs before it runs at all.
 NEEDS: dict[str, dict[str, str]] = {
@@ -55,21 +55,31 @@ GENERIC = re.compile(
 )
 
 
+#: Runs ``python -m lvscheck`` and, at exit, prints the process's own peak RSS (VmHWM).
+#: (Not ``wait4``'s ``ru_maxrss``: Linux carries the parent's high-water mark over fork and
+#: exec into it, so every child of a 100 MB pytest would report 100 MB.)
+_RUN_AND_REPORT = (
+    "import atexit, runpy, sys\n"
+    "def report():\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmHWM:'):\n"
+    "            sys.stderr.write('\\n@@peak ' + line.split()[1] + '\\n')\n"
+    "atexit.register(report)\n"
+    "sys.argv[0] = 'lvscheck'\n"
+    "runpy.run_module('lvscheck', run_name='__main__')\n"
+)
+
+
 def one_shot(check: str, port: int, options: dict[str, str]) -> tuple[dict[str, Any], int]:
     """``lvscheck run --json`` in a child; its JSON result and its peak RSS (KiB)."""
-    argv = [*LVSCHECK, "run", "--json", check, f"127.0.0.1:{port}"]
+    argv = [sys.executable, "-c", _RUN_AND_REPORT, "run", "--json", check, f"127.0.0.1:{port}"]
     limits = {"checktimeout": f"{DEADLINE:g}", "negotiatetimeout": f"{DEADLINE:g}"}
     argv += [f"{k}={v}" for k, v in {**options, **limits}.items()]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
-    out = proc.stdout.read()  # until the child exits (not communicate(): it would reap the child)
-    proc.stdout.close()
-    _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = out
-    out = out[out.find(b"{") :] if b"{" in out else b""
-    assert out, f"{check}: no output; stderr: {err.decode(errors='replace')[-2000:]}"
-    return json.loads(out), usage.ru_maxrss
+    proc = subprocess.run(argv, capture_output=True, timeout=60)
+    peak = re.search(rb"@@peak (\d+)", proc.stderr)
+    assert proc.stdout, f"{check}: no output; stderr: {proc.stderr.decode(errors='replace')[-2000:]}"
+    assert peak is not None, proc.stderr[-2000:]
+    return json.loads(proc.stdout), int(peak.group(1))
 
 
 def judge(label: str, result: dict[str, Any], rss_kib: int, reason: re.Pattern[str]) -> str | None:

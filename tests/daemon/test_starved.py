@@ -47,13 +47,13 @@ def test_failures_during_a_blocked_loop_are_held(reals: list[RealNginx]) -> None
         assert first.job is not None
         for _ in range(5):  # one real, far past fall=2, each failure during a blocked loop
             res = Result("http", Target("127.0.0.1", 1), State.DOWN, 0, timeout, 1.0, {"starved": 1.4})
-            director._on_result(first.job, res, 0.0)
+            director.on_result(first.job, res, 0.0)
         await asyncio.sleep(0.1)
         assert all(weight(ipvs, VIP, p) == 2 for p in ports)  # (before: the real went down)
         assert director.counters.held >= 5
         for _ in range(2):  # the same failures on a calm loop count
             res = Result("http", Target("127.0.0.1", 1), State.DOWN, 0, timeout, 1.0)
-            director._on_result(first.job, res, 0.0)
+            director.on_result(first.job, res, 0.0)
         await until(lambda: weight(ipvs, VIP, first.slot.dest.port) == 0, 2, "calm failures count")
 
     run_with(director, body)
