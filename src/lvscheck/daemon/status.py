@@ -123,6 +123,7 @@ def document(director: Director) -> dict[str, Any]:
         "ipvs": director.backend.name,
         "checks": director.scheduler.checks,
         "start_lag": director.scheduler.lag.snapshot(),
+        "loop": director.scheduler.watch.snapshot(),  # how long the check loop was blocked
         "ipvs_writes": director.backend.writes,
         "ipvs_write_errors": director.counters.write_errors,
         "last_reload": director.counters.last_reload,
