@@ -68,7 +68,7 @@ def test_page_has_every_option_and_help_of_help(command: str | None) -> None:
     usage = " ".join(text.split("\n\n")[0].removeprefix("usage: ").split())
     assert usage in page, "SYNOPSIS is not --help's usage"
     for invocation, helped in help_entries(text):
-        if invocation.startswith("-h, --help") or invocation in ("COMMAND", "{" + ",".join(subcommands()) + "}"):
+        if invocation.startswith("-h, --help") or invocation == "COMMAND":
             continue
         for option in re.findall(r"--?[\w-]+", invocation):
             assert option in page, f"{option} of --help is not in the page"

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tests.peers import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
