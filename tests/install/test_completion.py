@@ -51,9 +51,12 @@ def test_the_script_is_valid_bash(completion: Path) -> None:
 
 
 def test_subcommands(completion: Path) -> None:
-    assert complete(completion, "lvscheck ") == [
-        "run", "checks", "plugins", "demo", "check-config", "daemon", "status"
-    ]  # fmt: skip
+    from lvscheck.cli.completion import _subparsers
+    from lvscheck.cli.parser import build_parser
+
+    commands = list(_subparsers(build_parser()))
+    assert {"run", "checks", "daemon", "status"} <= set(commands)
+    assert complete(completion, "lvscheck ") == commands
     assert complete(completion, "lvscheck -v r") == ["run"]
     assert "--version" in complete(completion, "lvscheck --")
 
