@@ -81,6 +81,21 @@ def test_flags_and_their_choices(completion: Path) -> None:
     assert complete(completion, "lvscheck daemon --config ") == []  # a file name: bash's default
 
 
+def test_first_positional_choices(completion: Path) -> None:
+    """A subcommand whose first argument is a choice (``maintenance on|off``) offers them."""
+    from lvscheck.cli.completion import _subparsers
+    from lvscheck.cli.parser import build_parser
+
+    checked = 0
+    for name, sub in _subparsers(build_parser()).items():
+        positionals = [a for a in sub._actions if not a.option_strings]
+        if name not in ("run", "checks") and positionals and positionals[0].choices:
+            assert complete(completion, f"lvscheck {name} ") == [str(c) for c in positionals[0].choices]
+            checked += 1
+    if not checked:
+        pytest.skip("no subcommand takes a choice first")
+
+
 def test_plugin_check_types_are_offered(completion: Path) -> None:
     listed = subprocess.run([str(BIN / "lvscheck"), "checks"], capture_output=True, text=True).stdout
     if "redis" not in listed:

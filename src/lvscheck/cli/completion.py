@@ -95,6 +95,10 @@ _lvscheck() {
             _lvscheck_load_checks "$prog"
             mapfile -t COMPREPLY < <(compgen -W "$_lvscheck_check_types" -- "$cur")
         fi ;;
+    *)
+        # a first positional with choices (maintenance on|off)
+        ((${#positionals[@]} == 0)) && [[ -n ${_lvscheck_first_choices[$cmd]+x} ]] &&
+            mapfile -t COMPREPLY < <(compgen -W "${_lvscheck_first_choices[$cmd]}" -- "$cur") ;;
     esac
 }
 complete -o default -F _lvscheck lvscheck
@@ -140,7 +144,11 @@ def script() -> str:
     options: dict[str, str] = {}
     valued: dict[str, str] = {}
     choices: dict[str, str] = {}
+    first_choices: dict[str, str] = {}
     for name, sub in commands.items():
+        positionals = [a for a in sub._actions if not a.option_strings]
+        if positionals and positionals[0].choices:
+            first_choices[name] = " ".join(str(c) for c in positionals[0].choices)
         flags, takes_value, values = _flags(sub)
         options[name] = " ".join(flags)
         valued[name] = " ".join(takes_value)
@@ -154,6 +162,7 @@ def script() -> str:
         _assoc("_lvscheck_options", options),
         _assoc("_lvscheck_valued", valued),
         _assoc("_lvscheck_choices", choices),
+        _assoc("_lvscheck_first_choices", first_choices),
     ]
     return "\n".join(head) + "\n" + _RUNTIME.lstrip("\n")
 
