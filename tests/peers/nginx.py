@@ -16,11 +16,13 @@ returns a handle with the ports and PEM paths.  Listeners:
 
 Locations of the default server (both ports): ``/test.html`` (the seed's
 "Still alive"), ``/down`` (503), ``/redirect`` (302 to /test.html),
+``/redirect-away`` (302 to other.example.test), ``/redirect-loop`` (307 to itself),
 ``/weight`` (200 with ``X-LVS-Weight: 5``), ``/weight-body`` (body ``weight=7``),
 ``/large.html`` (96 KiB, ``MARKER-AFTER-64K`` after the first 64 KiB),
 ``/whoami`` (``host=$host sni=$ssl_server_name``, proves Host and SNI).
 The ``www.example.test`` server answers ``/test.html`` with "www vhost alive"
-and ``/whoami`` with ``vhost=www``.
+and ``/whoami`` with ``vhost=www``; its ``/redirect-vhost`` is a 301 to its own
+``/whoami`` by name (www.example.test, same port).
 """
 
 from __future__ import annotations
@@ -142,6 +144,8 @@ http {{
         root {root};
         location = /down {{ return 503 "down for maintenance\\n"; }}
         location = /redirect {{ return 302 /test.html; }}
+        location = /redirect-away {{ return 302 http://other.example.test/test.html; }}
+        location = /redirect-loop {{ return 307 /redirect-loop; }}
         location = /weight {{ add_header X-LVS-Weight 5; return 200 "weighted\\n"; }}
         location = /weight-body {{ return 200 "Still alive weight=7\\n"; }}
         location = /whoami {{ return 200 "host=$host sni=$ssl_server_name\\n"; }}
@@ -153,6 +157,7 @@ http {{
         {tls}
         root {root}/www;
         location = /whoami {{ return 200 "vhost=www host=$host sni=$ssl_server_name\\n"; }}
+        location = /redirect-vhost {{ return 301 http://www.example.test:$server_port/whoami; }}
     }}
     server {{
         listen 127.0.0.1:{ng.wrongname_port} ssl;

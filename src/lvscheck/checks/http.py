@@ -3,8 +3,12 @@
 The dialogue: connect to the real server (TLS with SNI for https), send one
 HTTP/1.1 request ``<httpmethod> <request>`` with ``Host: <virtualhost>`` and
 ``Connection: close``, read the status line and headers, then at most
-``maxbody`` bytes of body, and search ``receive`` in them.  Redirects are
-*not* followed: a 3xx is judged like any other status.
+``maxbody`` bytes of body, and search ``receive`` in them.  By default
+redirects are *not* followed: a 3xx is judged like any other status;
+``redirects=N`` follows up to N of them as ldirectord's LWP does, but only on
+the real server (:mod:`lvscheck.checks._redirect`).  On an ldirectord.cf the
+translation sets ldirectord's values (``redirects=7``, ``maxbody=1m``,
+``tlsverify=chain`` without ``virtualhost``): :mod:`lvscheck.config.ldirectord_defaults`.
 
 HTTP is parsed by httptools (llhttp, the parser of Node.js, in C) on asyncio
 streams; the request is serialised once, when the check is prepared.  h11 was
@@ -17,6 +21,7 @@ and ``docs/checks/http.md``.  Nothing here parses HTTP by hand.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 import ssl
@@ -25,6 +30,7 @@ from typing import Any
 import httptools
 
 from lvscheck._version import __version__
+from lvscheck.checks._redirect import REDIRECT_CODES, Hop, next_hop
 from lvscheck.checks.tls import TLS_OPTIONS, context_from_options
 from lvscheck.checktype import Check, parse_regex, parse_size, parse_weight, size_text
 from lvscheck.engine.probe import Probe
@@ -70,6 +76,12 @@ def _parse_statuses(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(ranges)
 
 
+def _parse_redirects(text: str) -> int:
+    if not text.strip().isdigit() or int(text) > 20:
+        raise ValueError("expected a number of redirects 0..20 (ldirectord's LWP follows 7)")
+    return int(text)
+
+
 def _parse_weightfrom(text: str) -> tuple[str, str]:
     kind, _, name = text.partition(":")
     if kind not in ("header", "group") or not name:
@@ -89,6 +101,12 @@ class HttpCheck(Check):
         Option("httpmethod", "GET or HEAD", "GET", _parse_method),
         Option("status", "accepted status codes: 200, 200,204, 200-399 or 2xx", "2xx", _parse_statuses),
         Option("maxbody", "read at most this much body to search receive in", "64k", parse_size),
+        Option(
+            "redirects",
+            "follow up to this many redirects (301/302/303/307/308) on the real server, as LWP; 0: none",
+            "0",
+            _parse_redirects,
+        ),
         Option(
             "weightfrom",
             "take the weight from the reply: header:X-LVS-Weight or group:NAME of receive",
@@ -132,10 +150,17 @@ class HttpCheck(Check):
         if vhost is None and self.port != default_port:
             host_header = f"{host_header}:{self.port}"
         self._setup_reply()
-        self.request = self._build_request(host_header)
+        self.request = self._build_request(host_header, self.target_path)
         self.tls_context: ssl.SSLContext | None = None
         if self.use_tls:
             self.tls_context = context_from_options(opts)
+        self.redirects: int = opts["redirects"]
+        if self.redirects:
+            scheme = "https" if self.use_tls else "http"
+            self._base_url = f"{scheme}://{host_header}{self.target_path}"
+            names = {self.connect_host, self.spec.target.host, self.server_name}
+            self._real_names = frozenset(n.lower().strip("[]") for n in names)
+            self._redirect_tls = self.tls_context or context_from_options(opts)
 
     def _setup_reply(self) -> None:
         """The method and how the reply is judged (status, receive, maxbody, weight): http and http_proxy."""
@@ -159,9 +184,8 @@ class HttpCheck(Check):
         self.statuses: tuple[tuple[int, int], ...] = opts["status"]
         self.maxbody: int = opts["maxbody"]
 
-    def _build_request(self, host_header: str) -> bytes:
-        """The request exactly as sent, built and validated once."""
-        target = self.target_path
+    def _build_request(self, host_header: str, target: str) -> bytes:
+        """The request exactly as sent, built and validated once (and once per followed redirect)."""
         if not target.isascii():
             from urllib.parse import quote
 
@@ -195,9 +219,51 @@ class HttpCheck(Check):
             self.connect_host, self.port, tls=self.tls_context, server_hostname=self.server_name
         )
         writer.write(self.request)
+        response = await self._read_head(probe, reader)
+        if self.redirects and response.status in REDIRECT_CODES:
+            return await self._follow(probe, response)
+        return await self._judge(probe, reader, response)
+
+    async def _follow(self, probe: Probe, response: _Response) -> Outcome:
+        """Follow redirects on the real server, one connection each, under the same deadline."""
+        base = self._base_url
+        followed = 0
+        while response.status in REDIRECT_CODES:
+            location = response.header(b"location")
+            if location is None:
+                break  # LWP: a 3xx without Location is the answer
+            if followed == self.redirects:
+                return Outcome.down(
+                    f"HTTP {response.status} after {followed} redirects (the limit: redirects={followed})",
+                    status=response.status,
+                )
+            hop = next_hop(location.decode("latin-1"), base, self._real_names)
+            if isinstance(hop, Hop):
+                try:
+                    request = self._build_request(hop.host_header, hop.target)
+                except OptionError:
+                    hop = "the URL cannot be sent as a request"
+            if not isinstance(hop, Hop):
+                shown = _printable(location, 200)
+                return Outcome.down(
+                    f"HTTP {response.status} redirect to {shown} not followed: {hop}", status=response.status
+                )
+            followed += 1
+            base = hop.url
+            tls = self._redirect_tls if hop.tls else None
+            reader, writer = await probe.connect(
+                self.connect_host, hop.port, tls=tls, server_hostname=hop.host
+            )
+            writer.write(request)
+            response = await self._read_head(probe, reader)
+        outcome = await self._judge(probe, reader, response)
+        where = _printable(base.encode("latin-1", "replace"), 200)
+        suffix = f" (after {followed} redirect{'s' if followed != 1 else ''}, at {where})"
+        return Outcome(outcome.state, outcome.reason + suffix, outcome.weight, outcome.details)
+
+    async def _read_head(self, probe: Probe, reader: asyncio.StreamReader) -> _Response:
         probe.phase = "waiting for the response headers"
-        want_body = self._want_body
-        response = _Response(self.maxbody if want_body else 0)
+        response = _Response(self.maxbody if self._want_body else 0)
         parser = httptools.HttpResponseParser(response)
         response.parser = parser
         head_size = 0
@@ -212,6 +278,10 @@ class HttpCheck(Check):
                     f"not a valid HTTP response (status line and headers larger than {MAX_HEAD // 1024} KiB)"
                     f" {probe.phase}"
                 )
+        return response
+
+    async def _judge(self, probe: Probe, reader: Any, response: _Response) -> Outcome:
+        want_body = self._want_body
         status = response.status
         status_text = f"HTTP {status} {_printable(response.reason, 80)}".rstrip()
         if status not in self._accepted:
