@@ -415,7 +415,13 @@ def test_adapter_finds_ipv6_and_fwmark_virtuals() -> None:
         8080,
         3,
     )
-    assert dict(spec.options) == {"checktimeout": "3.6", "negotiatetimeout": "3.6", "request": "/v6"}
+    assert dict(spec.options) == {
+        "checktimeout": "3.6",
+        "negotiatetimeout": "3.6",
+        "request": "/v6",
+        "redirects": "7",  # ldirectord's semantics (config/as_ldirectord.py)
+        "maxbody": "1m",
+    }
     assert label == "[2001:db8::1]:80 real [2001:db8::2]:8080"
     spec, label = spec_for(config, ["7", "0", "10.0.0.2", "0"])
     assert spec is not None

@@ -23,7 +23,7 @@ from lvscheck.plugins import CheckRegistry
 
 __all__ = ["HttpProxyCheck"]
 
-_NOT_FOR_PROXY = frozenset({"virtualhost", "tlsverify", "cafile", "certfile", "keyfile"})
+_NOT_FOR_PROXY = frozenset({"virtualhost", "tlsverify", "cafile", "certfile", "keyfile", "redirects"})
 
 
 class HttpProxyCheck(HttpCheck):
@@ -55,7 +55,8 @@ class HttpProxyCheck(HttpCheck):
         self.server_name = self.connect_host
         self.target_path = url.geturl()
         self._setup_reply()
-        self.request = self._build_request(url.netloc.rpartition("@")[2])
+        self.redirects = 0
+        self.request = self._build_request(url.netloc.rpartition("@")[2], self.target_path)
 
     def describe(self) -> str:
         return f"{self.name} {self.method} {self.target_path} via {self.connect_host}:{self.port}"

@@ -13,7 +13,8 @@ laid out.  Errors and warnings all carry ``file:line``:
 * **errors** (the file is refused, nothing of it runs): syntax, values,
   regexes, duplicate virtuals, check options a check type rejects, check types
   that are not installed;
-* **warnings** (the file runs): ldirectord oddities, options a check type has no
+* **warnings** (the file runs): ldirectord oddities, where lvscheck decides
+  otherwise than ldirectord (:mod:`lvscheck.config.as_ldirectord`), options a check type has no
   use for, duplicate reals (the first is used), and what lvscheck cannot do
   (``external-perl``, ``fork``, ``supervised``, ``execute``).
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from lvscheck.config.as_ldirectord import ROAD_OPTIONS, differences
 from lvscheck.config.model import Config, Problem, VirtualService
 from lvscheck.config.pools import Layout, build_layout
 from lvscheck.config.translate import CheckPlan, plans
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["Prepared", "PreparedPlan", "prepare", "prepare_spec", "read", "refusal"]
 
 #: Options check_spec() adds on its own; silently dropped when a check type has no use for them.
-_DERIVED = frozenset({"checktimeout", "negotiatetimeout", "checkport", "protocol"})
+_DERIVED = frozenset({"checktimeout", "negotiatetimeout", "checkport", "protocol"}) | ROAD_OPTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ def prepare(config: Config, plugins: PluginHost | None = None, *, syntax_only: b
 
 def _finish(config: Config, errors: list[Problem], plugins: PluginHost | None, syntax_only: bool) -> Prepared:
     warnings = list(config.warnings)
+    warnings.extend(differences(config))  # where lvscheck decides otherwise than ldirectord would
     all_plans = plans(config)
     prepared: list[PreparedPlan] = []
     if syntax_only:

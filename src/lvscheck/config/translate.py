@@ -4,7 +4,10 @@ This is ldirectord's check dispatch (``_check_real`` and each ``check_*``) as
 lvscheck :class:`~lvscheck.CheckSpec` values: the check type a service stands
 for, the directives that check reads (as options of the same name), the
 timeouts, the port ldirectord would check (``ld_checkport``), the per-real
-request/receive override and the "/" ldirectord puts in front of a request.
+request/receive override and the "/" ldirectord puts in front of a request,
+and the options that make a check decide as ldirectord does
+(:func:`lvscheck.config.as_ldirectord.road_options`: redirects, the whole body,
+TLS chain-only verification, ...).
 
 ::
 
@@ -24,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from lvscheck.config.as_ldirectord import road_options
 from lvscheck.config.model import Config, RealServer, VirtualService
 from lvscheck.config.services import SERVICE_CHECKS, SERVICE_OPTIONS, SERVICE_PORTS
 from lvscheck.model import CheckSpec, State, Target
@@ -132,6 +136,7 @@ def _negotiate(virtual: VirtualService, real: RealServer, options: dict[str, str
     if check is None:
         return None  # service=none: ldirectord's check_none, always up
     options |= _port_option(virtual, real, virtual.service)
+    options |= road_options(virtual, check)  # ldirectord's semantics; #lvscheck: lines override them
     for name in SERVICE_OPTIONS.get(virtual.service, ()):
         if name in virtual.options:
             options[name] = virtual.options[name]
