@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -70,6 +71,13 @@ def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentPars
         help="a check that starts S s late cannot take a real out (1.0)",
     )
     daemon.add_argument(
+        "--shadow",
+        action="store_true",
+        help="beside a live ldirectord on the same file: check, write nothing, and report every real "
+        "whose kernel entry (ldirectord's decision) differs from lvscheck's for longer than a check "
+        "interval (compared every --reconcile s)",
+    )
+    daemon.add_argument(
         "--check",
         action="store_true",
         help="only read the config and prepare every check; exit 0, or 3 on errors",
@@ -119,14 +127,21 @@ def command_daemon(args: argparse.Namespace) -> int:
             return 1
     from lvscheck.daemon.logfile import LogTarget
 
-    director = Director(
+    kind: Any = Director
+    sink: Any = EventSink
+    if args.shadow:  # lvscheck.daemon.shadow: reads the table, writes nothing, leaves logfile= alone
+        from lvscheck.daemon.shadow import QuietEvents, ShadowDirector
+
+        kind = functools.partial(ShadowDirector, compare=args.reconcile or 2.0)
+        sink = QuietEvents
+    director = kind(
         args.config,
         backend,
         engine=Engine(max_in_flight=args.max_in_flight, per_host=args.per_host),
-        events=EventSink(args.event_log, args.notify_command, smtp=args.smtp),
+        events=sink(args.event_log, args.notify_command, smtp=args.smtp),
         options=DirectorOptions(reconcile=args.reconcile, behind=args.behind),
         notify=notify,
-        logfile=LogTarget("none" if args.check else args.logfile),
+        logfile=LogTarget("none" if args.check or args.shadow else args.logfile),
     )
     try:
         director.load_initial()  # the one road: the same verdict as `lvscheck check-config`

@@ -43,6 +43,12 @@ def render(answer: dict[str, Any], colour: bool = False, now: float | None = Non
         f"ipvs {answer['ipvs']}, {answer['checks']} checks, start lag p50 {lag['p50'] * 1000:.1f} ms "
         f"p99 {lag['p99'] * 1000:.1f} ms, IPVS write errors {answer['ipvs_write_errors']}"
     ]
+    shadow = bool(answer.get("shadow"))  # daemon --shadow (lvscheck.daemon.shadow)
+    if shadow:
+        out.append(
+            f"shadow mode: {answer['shadow_disagreements']} reals disagree with ldirectord now, "
+            f"{answer['shadow_disagreements_total']} disagreements since start"
+        )
     last_reload = answer.get("last_reload")
     if last_reload and not last_reload.get("ok"):
         problems = "; ".join(last_reload.get("problems") or [])
@@ -58,9 +64,8 @@ def render(answer: dict[str, Any], colour: bool = False, now: float | None = Non
         flag_text = _paint("  " + ", ".join(flags), _RED, colour) if flags else ""
         out.append("")
         out.append(_paint(f"{v['virtual']} ({v['service']} {v['scheduler']})", _BOLD, colour) + flag_text)
-        out.append(
-            f"  {'real':<24} {'state':<8} {'weight':>6} {'kernel':>6} {'last':>7} {'latency':>9}  reason"
-        )
+        kernel = f"{'ldirectord':>10} {'lvscheck':>8}" if shadow else f"{'kernel':>6}"
+        out.append(f"  {'real':<24} {'state':<8} {'weight':>6} {kernel} {'last':>7} {'latency':>9}  reason")
         for r in v["reals"]:
             kw = "-" if r["kernel_weight"] is None else str(r["kernel_weight"])
             last = "-" if r["last_check"] is None else f"{now - r['last_check']:.1f}s"
@@ -78,10 +83,20 @@ def render(answer: dict[str, Any], colour: bool = False, now: float | None = Non
                     f"SLOW START {ramp['weight']}/{ramp['target']} (step {ramp['step']}/{ramp['steps']}, "
                     f"{ramp['ends_in']:g} s left); {reason}"
                 )
+            if shadow:
+                kw, reason = _shadow_cells(r, kw, reason, now)
             weight = r["configured_weight"]
             state_cell = _paint(f"{state:<8}", _state_colour(r), colour)
             out.append(f"  {r['real']:<24} {state_cell} {weight:>6} {kw:>6} {last:>7} {lat:>9}  {reason}")
     return "\n".join(out) + "\n"
+
+
+def _shadow_cells(r: dict[str, Any], kernel: str, reason: str, now: float) -> tuple[str, str]:
+    """``--shadow``: the kernel's weight (ldirectord's) beside lvscheck's, and DIFFERS."""
+    mine = "-" if r["lvscheck_weight"] is None else str(r["lvscheck_weight"])
+    if r["disagree_since"] is not None:
+        reason = f"DIFFERS for {now - r['disagree_since']:.0f}s; {reason}"
+    return f"{kernel:>10} {mine:>8}", reason
 
 
 def _colour_wanted(stream: TextIO) -> bool:

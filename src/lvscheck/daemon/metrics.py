@@ -128,4 +128,15 @@ def render_metrics(director: Director) -> str:
         add(f"# HELP {name} {help_}")
         add(f"# TYPE {name} {type_}")
         out += lines
+    out += _shadow_lines(director)
     return "\n".join(out) + "\n"
+
+
+def _shadow_lines(director: Director) -> list[str]:
+    """``daemon --shadow``: the disagreement gauge and counter (lvscheck.daemon.shadow)."""
+    comparison = getattr(director, "comparison", None)
+    if comparison is None:
+        return []
+    from lvscheck.daemon.shadow import metric_lines
+
+    return metric_lines(comparison)
