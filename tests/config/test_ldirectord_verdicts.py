@@ -103,10 +103,10 @@ def _config(servers: dict[str, object]) -> str:
     ng = servers["nginx"]
     assert isinstance(ng, Nginx)
     text = "checktimeout=8\nnegotiatetimeout=8\ncheckinterval=1\nquiescent=yes\ncleanstop=yes\n"
-    for i, s in enumerate(SCENARIOS, start=1):
+    for i, s in enumerate(SCENARIOS, start=1):  # distinct weights: see the services test
         port = servers[s.port] if s.port in servers else getattr(ng, s.port)
         body = s.lines.format(ca=ng.cafile).replace("\n", "\n\t")
-        text += f"virtual=10.0.0.{i}:80\n\treal=127.0.0.1:{port} masq 5\n\tscheduler=wrr\n\t{body}\n"
+        text += f"virtual=10.0.0.{i}:80\n\treal=127.0.0.1:{port} masq {i}\n\tscheduler=wrr\n\t{body}\n"
     return text
 
 

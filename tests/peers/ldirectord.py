@@ -43,13 +43,13 @@ def _checks_done(output: Path, marker: str) -> int:
 
 
 def decided(
-    output: Path, per_round: int, most: float, marker: str = "Return status"
+    output: Path, per_round: int, most: float, marker: str = "DEBUG2: Checking negotiate"
 ) -> dict[tuple[str, str], int]:
     """The table once ldirectord has run two full rounds of checks and a third changed nothing.
 
     ldirectord checks serially (one round of ``per_round`` checks, then checkinterval), and a
     loaded machine makes a round take many seconds, so rounds are counted in its debug
-    output (``marker`` once per check; http/https log "Return status") instead of timed.
+    output (``marker`` once per check, as it starts) instead of timed.
     """
     start = time.monotonic()
 
@@ -60,7 +60,7 @@ def decided(
                 raise AssertionError(f"ldirectord did not finish its checks in {most} s:\n{tail}")
             time.sleep(0.25)
 
-    wait_for(2 * per_round)
+    wait_for(2 * per_round + 1)
     while True:
         before, done = ipvs_weights(), _checks_done(output, marker)
         wait_for(done + per_round + 1)
