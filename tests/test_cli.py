@@ -62,7 +62,7 @@ BAD_INPUT: dict[str, tuple[list[str], list[str]]] = {
     "bad checkport": (["run", "connect", "127.0.0.1:80", "checkport=0"], ["checkport='0'", "1..65535"]),
     "bad tlsverify": (
         ["run", "https", "127.0.0.1:443", "tlsverify=maybe"],
-        ["tlsverify='maybe'", "yes or no"],
+        ["tlsverify='maybe'", "expected full, chain or no"],
     ),
     "missing cafile": (
         ["run", "https", "127.0.0.1:443", "cafile=/nonexistent/ca.pem"],

@@ -25,6 +25,8 @@
     services.py        ldirectord's check types, services, port <-> service table, defaults
 
     ldirectord -> lvscheck
+    as_ldirectord.py   ldirectord's semantics: the check options the road sets (redirects,
+                       whole body, TLS chain only, ...) and where lvscheck still differs
     translate.py       check_spec(), plans(), CheckPlan: what lvscheck runs for each real
     prepare.py         plans -> validated checks (each check type checks its options)
 

@@ -21,6 +21,8 @@ Around it::
     control.py    unix control socket (``lvscheck status``) and the metrics endpoint
     metrics.py    Prometheus text format
     sdnotify.py   systemd READY/RELOADING/STOPPING/WATCHDOG
+    shadow.py     ``--shadow``: beside a live ldirectord, write nothing, compare the kernel
+                  table with lvscheck's decisions, report the disagreements
 
 What the daemon manages (pools of services, reals and prepared checks) comes from
 :mod:`lvscheck.config.prepare` and :mod:`lvscheck.config.pools`, the same road
