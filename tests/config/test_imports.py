@@ -147,3 +147,15 @@ def test_each_config_module_imports_first_in_a_fresh_interpreter(module: str) ->
         [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_an_ipv4_config_loads_without_importing_ipaddress() -> None:
+    """lvscheck-ldirectord's cold start parses the config: the common case stays cheap."""
+    code = (
+        "import sys\n"
+        "from lvscheck.config import parse_text, plans\n"
+        "plans(parse_text('virtual=10.0.0.1:80\\n    real=10.0.0.2->10.0.0.9:80 gate\\n'))\n"
+        "print('ipaddress' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr

@@ -7,8 +7,8 @@ line starts only where a word or a run of blanks starts (see ``_WORD_START``).
 
 from __future__ import annotations
 
-import ipaddress
 import re
+import socket
 
 from lvscheck.config.model import RealServer
 from lvscheck.config.raw import RawVirtual
@@ -153,8 +153,8 @@ def _warn_duplicates(reals: list[RealServer], key: str, report: Report) -> None:
 
 
 def _range(first: str, last: str, line: int, key: str, report: Report) -> list[str] | None:
-    a = int(ipaddress.IPv4Address(first))
-    b = int(ipaddress.IPv4Address(last))
+    a = int.from_bytes(socket.inet_aton(first), "big")  # both are checked IPv4 addresses
+    b = int.from_bytes(socket.inet_aton(last), "big")
     if a > b:
         report.error(
             line, key, f"the range {first}->{last} runs backwards: the first address must be the lower"
@@ -172,7 +172,7 @@ def _range(first: str, last: str, line: int, key: str, report: Report) -> list[s
     addresses = []
     i = a
     while i <= b and str(i) <= last_text:
-        addresses.append(str(ipaddress.IPv4Address(i)))
+        addresses.append(socket.inet_ntoa(i.to_bytes(4, "big")))
         i += 1
     if len(addresses) != b - a + 1:
         report.warn(

@@ -9,7 +9,6 @@ the warnings about what ldirectord accepts but does not do are
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from types import MappingProxyType
 from typing import Any
@@ -160,6 +159,8 @@ def _header(rv: RawVirtual, report: Report) -> tuple[str | None, str | None, int
         report.error(block.line, key, f"{h.strip()!r}: an IPv6 address: use virtual6=[ADDRESS]:PORT")
         return None, None, None
     if vm:
+        import ipaddress
+
         try:
             ipaddress.IPv6Address(vm[1])
         except ValueError:

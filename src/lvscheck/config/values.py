@@ -13,8 +13,8 @@ strings to integers (4,300 digits) or make a timeout or weight meaningless.
 
 from __future__ import annotations
 
-import ipaddress
 import re
+import socket
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -91,6 +91,17 @@ def read_number(digits: str) -> tuple[int | None, str]:
 _DOTTED = re.compile(r"\d+\.\d+\.\d+\.\d+", re.ASCII)
 
 
+def _is_ipv4(text: str) -> bool:
+    """A dotted quad in canonical form (four numbers 0..255, no leading zeros)."""
+    if not _DOTTED.fullmatch(text):
+        return False
+    try:
+        socket.inet_pton(socket.AF_INET, text)
+    except OSError:
+        return False
+    return all(part == "0" or not part.startswith("0") for part in text.split("."))
+
+
 def resolve_host(name: str, ipv6: bool) -> tuple[str | None, str]:
     """``(address, "")`` for a literal IP of the family (or ``localhost``), else ``(None, why)``.
 
@@ -100,6 +111,10 @@ def resolve_host(name: str, ipv6: bool) -> tuple[str | None, str]:
     text = name[1:-1] if name.startswith("[") and name.endswith("]") else name
     if text == "localhost":
         return ("::1" if ipv6 else "127.0.0.1"), ""
+    if not ipv6 and _is_ipv4(text):  # the common case, without ipaddress's cost per real
+        return text, ""
+    import ipaddress  # only here: an IPv4 config never pays for importing it
+
     family = "IPv6" if ipv6 else "IPv4"
     try:
         address = ipaddress.ip_address(text)
