@@ -8,12 +8,16 @@ what the linear code takes.  bench/config_scale.py has the figures.
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lvscheck.config import parse_text, plans
 from lvscheck.config import reals as reals_module
@@ -184,3 +188,22 @@ def test_a_file_over_max_reals_is_an_error_at_the_line_that_crosses(monkeypatch:
         "many.cf:5: real: more than 10 reals in one file: lvscheck takes at most 10 (0 ranges of 65536); "
         "split the file",
     )
+
+
+@given(st.text(alphabet="[]:af1.->g \t_^", max_size=60), st.integers(min_value=0, max_value=20))
+@settings(max_examples=500, deadline=None)
+def test_the_linear_real_search_finds_what_the_regex_search_finds(text: str, brackets: int) -> None:
+    text = "[" * brackets + text
+    expected = reals_module._REAL.search(text)
+    found = reals_module._search_real(text)
+    assert _shape(found) == _shape(expected)
+
+
+def _shape(m: re.Match[str] | None) -> tuple[tuple[int, int], tuple[str | Any, ...]] | None:
+    return (m.span(), m.groups()) if m else None
+
+
+@pytest.mark.parametrize("piece", ["[", "[:", "[a", "[]"])
+def test_a_real_line_of_brackets_is_read_in_linear_time(piece: str) -> None:
+    """ldirectord's [0-9A-fa-f:] takes '[' too: 40,000 of them took minutes (each '[' rescanned)."""
+    assert _parse(f"{BLOCK}    real={piece * (LONG // len(piece))}x gate\n") < 2.0

@@ -28,6 +28,7 @@ MAX_REALS = 4 * MAX_RANGE
 _NAME = r"(?<![A-Za-z0-9.-])(?:\d+\.\d+\.\d+\.\d+|[A-Za-z0-9.-]+)"
 _ADDR = rf"(?:{_NAME}|\[[0-9A-fa-f:]+\])"
 _REAL = re.compile(rf"({_ADDR})(->({_ADDR}))?(:(\d+|[A-Za-z0-9_-]+))?\s+(.*)", re.ASCII)
+_BRACKET_RUN = re.compile(r"[0-9A-fa-f:]*", re.ASCII)
 _FORWARDING = re.compile(r"(?<!\w)(\w+)(.*)", re.ASCII)
 _WEIGHT = re.compile(r"(?<!\s)\s+(\d+)(.*)", re.ASCII)
 _REQREC = re.compile(r'(?<!\s)\s+"(.*)"[, ]\s*"(.*)"(.*)', re.ASCII)
@@ -100,7 +101,7 @@ def read_reals(rv: RawVirtual, service: str, budget: Budget, report: Report) -> 
 def _real_line(
     text: str, line: int, key: str, ipv6: bool, service: str, report: Report
 ) -> list[RealServer] | None:
-    m = _REAL.search(text)
+    m = _search_real(text)
     if not m:
         report.error(line, key, f"{text.strip()!r} is not valid: {_SHAPE}")
         return None
@@ -133,6 +134,29 @@ def _real_line(
     if addresses is None:
         return None
     return [flags.real(a, port, ipv6, line, service) for a in addresses]
+
+
+def _search_real(text: str) -> re.Match[str] | None:
+    """``_REAL.search(text)`` in linear time.
+
+    ldirectord's ``\\[[0-9A-fa-f:]+\\]`` (sic: ``A-f`` takes ``[`` and ``]`` too) is tried
+    from every ``[``; in a run of such characters each try scans the rest of the run.  A
+    match from a later ``[`` of the run would also be one from the run's first ``[``, so
+    when that one fails the others are skipped.
+    """
+    if text.count("[") < 16:
+        return _REAL.search(text)
+    skip_until = 0  # the '[' before this, in the run of a '[' already tried, cannot match
+    for i in range(len(text) + 1):
+        if i < skip_until and text[i] == "[":
+            continue
+        m = _REAL.match(text, i)
+        if m is not None:
+            return m
+        if text.startswith("[", i):
+            run = _BRACKET_RUN.match(text, i + 1)
+            skip_until = max(skip_until, run.end() if run else i + 1)
+    return None
 
 
 def _warn_duplicates(reals: list[RealServer], key: str, report: Report) -> None:

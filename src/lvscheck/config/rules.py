@@ -128,7 +128,7 @@ class Reader:
     def emailalertstatus(self, line: int, key: str, value: str) -> tuple[str, ...] | None:
         parts = _split_commas(value)
         ok = True
-        for part in parts:
+        for part in dict.fromkeys(parts):  # each bad word once
             if part not in _EMAIL_STATES:
                 self.r.error(
                     line,
