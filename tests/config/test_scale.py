@@ -207,3 +207,19 @@ def _shape(m: re.Match[str] | None) -> tuple[tuple[int, int], tuple[str | Any, .
 def test_a_real_line_of_brackets_is_read_in_linear_time(piece: str) -> None:
     """ldirectord's [0-9A-fa-f:] takes '[' too: 40,000 of them took minutes (each '[' rescanned)."""
     assert _parse(f"{BLOCK}    real={piece * (LONG // len(piece))}x gate\n") < 2.0
+
+
+def test_ranges_past_the_file_limit_are_not_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file of many /16 ranges: refused with one error, without expanding each range."""
+    monkeypatch.setattr(reals_module, "MAX_REALS", 1000)
+    ranges = "".join(f"    real=10.{i}.0.0->10.{i}.255.255:80 gate\n" for i in range(200))
+    with pytest.raises(ConfigError) as caught:
+        parse_text("virtual=10.255.0.1:80\n" + ranges, "many.cf")
+    assert caught.value.problems == (
+        "many.cf:2: real: more than 1000 reals in one file: lvscheck takes at most 1000 "
+        "(0 ranges of 65536); split the file",
+    )
+    start = time.perf_counter()
+    with pytest.raises(ConfigError):
+        parse_text("virtual=10.255.0.1:80\n" + ranges * 5, "many.cf")
+    assert time.perf_counter() - start < 10.0  # 1,000 lines of 65,536 reals: was minutes

@@ -67,10 +67,11 @@ class _Flags:
 class Budget:
     """How many more reals the file may have (:data:`MAX_REALS`); shared by its virtuals."""
 
-    __slots__ = ("left",)
+    __slots__ = ("exceeded", "left")
 
     def __init__(self) -> None:
         self.left = MAX_REALS
+        self.exceeded = False
 
 
 def read_reals(rv: RawVirtual, service: str, budget: Budget, report: Report) -> list[RealServer] | None:
@@ -79,15 +80,17 @@ def read_reals(rv: RawVirtual, service: str, budget: Budget, report: Report) -> 
     ok = True
     key = "real6" if rv.block.ipv6 else "real"
     for text, line in rv.reals:
-        reals = _real_line(text, line, key, rv.block.ipv6, service, report)
-        if reals is not None and len(reals) > budget.left:
-            report.error(
-                line,
-                key,
-                f"more than {MAX_REALS} reals in one file: lvscheck takes at most {MAX_REALS} "
-                f"({MAX_REALS // MAX_RANGE} ranges of {MAX_RANGE}); split the file",
-            )
-            budget.left = 0
+        limit = 0 if budget.exceeded else budget.left
+        reals = _real_line(text, line, key, rv.block.ipv6, service, limit, report)
+        if reals is not None and len(reals) > limit:
+            if not budget.exceeded:
+                report.error(
+                    line,
+                    key,
+                    f"more than {MAX_REALS} reals in one file: lvscheck takes at most {MAX_REALS} "
+                    f"({MAX_REALS // MAX_RANGE} ranges of {MAX_RANGE}); split the file",
+                )
+            budget.exceeded = True
             reals = None
         if reals is None:
             ok = False
@@ -99,8 +102,9 @@ def read_reals(rv: RawVirtual, service: str, budget: Budget, report: Report) -> 
 
 
 def _real_line(
-    text: str, line: int, key: str, ipv6: bool, service: str, report: Report
+    text: str, line: int, key: str, ipv6: bool, service: str, limit: int, report: Report
 ) -> list[RealServer] | None:
+    """The reals of one line; a range stops after ``limit`` + 1 addresses (too many anyway)."""
     m = _search_real(text)
     if not m:
         report.error(line, key, f"{text.strip()!r} is not valid: {_SHAPE}")
@@ -130,7 +134,7 @@ def _real_line(
     if last is None:
         report.error(line, key, f"range end: {why}")
         return None
-    addresses = _range(first, last, line, key, report)
+    addresses = _range(first, last, line, key, limit, report)
     if addresses is None:
         return None
     return [flags.real(a, port, ipv6, line, service) for a in addresses]
@@ -176,7 +180,7 @@ def _warn_duplicates(reals: list[RealServer], key: str, report: Report) -> None:
             )
 
 
-def _range(first: str, last: str, line: int, key: str, report: Report) -> list[str] | None:
+def _range(first: str, last: str, line: int, key: str, limit: int, report: Report) -> list[str] | None:
     a = int.from_bytes(socket.inet_aton(first), "big")  # both are checked IPv4 addresses
     b = int.from_bytes(socket.inet_aton(last), "big")
     if a > b:
@@ -193,12 +197,12 @@ def _range(first: str, last: str, line: int, key: str, report: Report) -> list[s
         return None
     # ldirectord's loop compares the integers as strings ("while ($i le $last_i)").
     last_text = str(b)
-    addresses = []
+    addresses: list[str] = []
     i = a
-    while i <= b and str(i) <= last_text:
+    while i <= b and str(i) <= last_text and len(addresses) <= limit:
         addresses.append(socket.inet_ntoa(i.to_bytes(4, "big")))
         i += 1
-    if len(addresses) != b - a + 1:
+    if len(addresses) != b - a + 1 and len(addresses) <= limit:
         report.warn(
             line,
             key,
