@@ -35,9 +35,8 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-#: Deferred imports allowed to point back: model.__getattr__ still serves the names that
-#: moved to translate.py to ``from lvscheck.config.model import plans`` (config/prepare.py).
-_SHIMS = {("lvscheck.config.model", "__getattr__")}
+#: Deferred imports allowed to point back (module, function): none today.
+_SHIMS: set[tuple[str, str]] = set()
 
 
 def _imports(name: str, tree: ast.Module, *, deferred: bool) -> list[ast.Import | ast.ImportFrom]:

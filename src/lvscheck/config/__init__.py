@@ -28,10 +28,13 @@
     as_ldirectord.py   ldirectord's semantics: the check options the road sets (redirects,
                        whole body, TLS chain only, ...) and where lvscheck still differs
     translate.py       check_spec(), plans(), CheckPlan: what lvscheck runs for each real
-    prepare.py         plans -> validated checks (each check type checks its options)
+    pools.py           plans -> IPVS services, their reals and checks (the daemon's layout)
+    prepare.py         the one road: read() runs load.py's steps, validates every check
+                       (each check type checks its options) and lays out the pools
 
-Each module imports only those listed before it in its group (and the model); nothing
-imports load.py but this package, so there is no import cycle (tests/config/test_imports.py).
+Each module imports only those listed before it in its group (and the model); only this
+package and prepare.py import load.py, so there is no import cycle
+(tests/config/test_imports.py).
 
 Entry point: :func:`load_config`.  It raises :class:`~lvscheck.errors.ConfigError`
 whose ``problems`` lists *every* problem found (``file:line: directive: message``);

@@ -31,14 +31,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
 
 from lvscheck.config.services import DEFAULT_CHECKTIMEOUT, DEFAULT_NEGOTIATETIMEOUT
-
-if TYPE_CHECKING:  # the names that moved to translate.py; see __getattr__ below
-    from lvscheck.config.translate import CheckPlan as CheckPlan
-    from lvscheck.config.translate import check_spec as check_spec
-    from lvscheck.config.translate import plans as plans
 
 __all__ = [
     "Config",
@@ -300,17 +294,3 @@ class Config:
             if virtual.fwmark is None and virtual.address == host and str(virtual.port) == vport:
                 return virtual
         return None
-
-
-#: Names that lived here before translate.py existed; still importable from this module
-#: (config/prepare.py uses them) without an import at module level, so model.py stays a
-#: leaf.  New code imports them from ``lvscheck.config``.
-_MOVED_TO_TRANSLATE = frozenset({"CheckPlan", "check_spec", "plans"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_TRANSLATE:
-        from lvscheck.config import translate
-
-        return getattr(translate, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
