@@ -41,8 +41,8 @@ from tests.peers.nginx import start_nginx
 
 from lvscheck import CheckSpec, Engine, Outcome, State, Target
 from lvscheck.checks.grpc import MAX_REPLY, GrpcCheck
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed
+from lvscheck.plugin.probe import Probe
 
 REPO = Path(__file__).resolve().parents[1]
 AGENT = """

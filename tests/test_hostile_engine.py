@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from tests.peers.nginx import Nginx, start_nginx
 
-from lvscheck.checktype import Check
 from lvscheck.daemon.scheduler import Job, Scheduler
 from lvscheck.engine import Engine, LoopWatch, run_prepared
 from lvscheck.engine.printable import one_line
-from lvscheck.engine.probe import Probe
 from lvscheck.model import CheckSpec, Outcome, Result, State, Target
+from lvscheck.plugin.check import Check
+from lvscheck.plugin.probe import Probe
 
 
 class _Swallower(Check):

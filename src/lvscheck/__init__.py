@@ -16,9 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lvscheck._version import __version__
-from lvscheck.checktype import Check
 from lvscheck.engine import Engine, check_many
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import (
     AdapterError,
     CheckFailed,
@@ -32,7 +30,10 @@ from lvscheck.errors import (
 )
 from lvscheck.markers import hookimpl
 from lvscheck.model import CheckSpec, Option, Outcome, Result, State, Target
-from lvscheck.plugins import CheckRegistry, PluginHost
+from lvscheck.plugin.check import Check
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
+from lvscheck.plugins import PluginHost
 
 __all__ = [
     "AdapterError",

@@ -24,7 +24,7 @@ from lvscheck.markers import hookimpl
 
 if TYPE_CHECKING:
     from lvscheck.model import Result
-    from lvscheck.plugins import CheckRegistry
+    from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["hookimpl", "hookspec"]
 

@@ -34,9 +34,9 @@ from lvscheck.errors import ConfigError
 if TYPE_CHECKING:
     import asyncio
 
-    from lvscheck.checktype import Check
     from lvscheck.engine import Engine
     from lvscheck.model import CheckSpec
+    from lvscheck.plugin.check import Check
 
 __all__ = ["budget", "check_once", "find_real", "serve", "spec_for"]
 

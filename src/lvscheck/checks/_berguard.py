@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lvscheck.checktype import size_text
+from lvscheck.plugin.check import size_text
 
 __all__ = ["MAX_BYTES", "MAX_MESSAGE", "MAX_MESSAGES", "CountedSocket", "Refused"]
 

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lvscheck.checktype import parse_choice
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.model import Option, Outcome
+from lvscheck.plugin.check import parse_choice
 
 __all__ = [
     "LAG_OPTIONS",

@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed
+from lvscheck.plugin.probe import Probe
 
 __all__ = ["PREFACE", "Reply", "header_block", "raw", "read_reply", "request"]
 

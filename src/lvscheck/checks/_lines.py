@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from lvscheck.checks._db import read_password
-from lvscheck.checktype import parse_size, size_text
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
+from lvscheck.plugin.check import parse_size, size_text
+from lvscheck.plugin.probe import Probe
 
 __all__ = [
     "MAX_LINE",

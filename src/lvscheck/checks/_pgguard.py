@@ -48,7 +48,7 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-from lvscheck.checktype import size_text
+from lvscheck.plugin.check import size_text
 
 __all__ = [
     "MAX_BYTES",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from lvscheck.engine.probe import Datagrams, Probe
 from lvscheck.errors import CheckFailed
+from lvscheck.plugin.probe import Datagrams, Probe
 
 __all__ = ["RETRANSMIT", "exchange"]
 

@@ -37,12 +37,12 @@ from types import MappingProxyType
 from typing import Any, cast
 
 from lvscheck.checks._lines import quote_shown, shown
-from lvscheck.checktype import Check, parse_weight
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
 from lvscheck.model import CheckSpec, Option, Outcome, State
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.check import Check, parse_weight
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["MAX_REPLY", "AgentAssisted", "AgentCheck", "AgentReply", "parse_reply", "prepare_with_agent"]
 

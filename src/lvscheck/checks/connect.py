@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from lvscheck.checktype import Check
-from lvscheck.engine.probe import Probe
 from lvscheck.markers import hookimpl
 from lvscheck.model import Outcome
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.check import Check
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
 
 
 class ConnectCheck(Check):

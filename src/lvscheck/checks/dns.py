@@ -18,12 +18,12 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from lvscheck.checks._udp import exchange
-from lvscheck.checktype import Check, parse_choice, parse_regex
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.check import Check, parse_choice, parse_regex
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
 
 if TYPE_CHECKING:
     import dns.message

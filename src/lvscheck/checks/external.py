@@ -27,12 +27,12 @@ import contextlib
 import os
 import signal
 
-from lvscheck.checktype import Check, parse_choice, parse_weight
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.check import Check, parse_choice, parse_weight
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["ExternalCheck"]
 

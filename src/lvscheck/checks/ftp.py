@@ -28,12 +28,12 @@ from lvscheck.checks._lines import (
     read_coded_reply,
     size_text,
 )
-from lvscheck.checktype import Check, parse_regex
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.check import Check, parse_regex
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["FtpCheck"]
 

@@ -30,12 +30,12 @@ from lvscheck._version import __version__
 from lvscheck.checks import _h2
 from lvscheck.checks._lines import quote_shown
 from lvscheck.checks.tls import TLS_OPTIONS, context_from_options
-from lvscheck.checktype import Check, parse_bool
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.check import Check, parse_bool
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["MAX_REPLY", "GrpcCheck", "decode_status", "encode_request"]
 

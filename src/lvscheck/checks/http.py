@@ -32,12 +32,12 @@ import httptools
 from lvscheck._version import __version__
 from lvscheck.checks._redirect import REDIRECT_CODES, Hop, next_hop
 from lvscheck.checks.tls import TLS_OPTIONS, context_from_options
-from lvscheck.checktype import Check, parse_regex, parse_size, parse_weight, size_text
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.check import Check, parse_regex, parse_size, parse_weight, size_text
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["HttpCheck", "HttpsCheck"]
 

@@ -19,7 +19,7 @@ from lvscheck.checks.http import HttpCheck
 from lvscheck.errors import OptionError
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["HttpProxyCheck"]
 

@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 from lvscheck.checks._db import PASSWORD_OPTIONS, nonempty, parse_text_regex, read_password
 from lvscheck.checks.tls import TLS_OPTIONS, context_from_options
-from lvscheck.checktype import Check, parse_bool
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
+from lvscheck.plugin.check import Check, parse_bool
 
 if TYPE_CHECKING:
-    from lvscheck.engine.probe import Probe
-    from lvscheck.plugins import CheckRegistry
+    from lvscheck.plugin.probe import Probe
+    from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["MAX_WORKERS", "LdapCheck", "LdapsCheck", "busy_workers"]
 

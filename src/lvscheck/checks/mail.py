@@ -24,12 +24,12 @@ import ssl
 from lvscheck.checks._db import PASSWORD_OPTIONS
 from lvscheck.checks._lines import MAX_LINE, MAX_LINES, line_login, parse_word, quote_shown, read_line, shown
 from lvscheck.checks.tls import TLS_OPTIONS, context_from_options
-from lvscheck.checktype import Check, parse_bool
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.check import Check, parse_bool
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["ImapCheck", "ImapsCheck", "PopCheck", "PopsCheck"]
 

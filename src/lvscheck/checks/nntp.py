@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from lvscheck.checks._db import PASSWORD_OPTIONS
 from lvscheck.checks._lines import MAX_LINE, line_login, parse_word, read_coded_reply
-from lvscheck.checktype import Check
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.check import Check
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["NntpCheck"]
 

@@ -19,12 +19,12 @@ import re
 import struct
 from typing import Any
 
-from lvscheck.checktype import Check
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.check import Check
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["OracleCheck", "connect_packet", "decode_vsnnum", "parse_refuse"]
 

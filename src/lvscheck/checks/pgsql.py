@@ -27,14 +27,14 @@ from lvscheck.checks._db import (
     request_options,
 )
 from lvscheck.checks.tls import client_context
-from lvscheck.checktype import Check, parse_choice
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
+from lvscheck.plugin.check import Check, parse_choice
 
 if TYPE_CHECKING:
-    from lvscheck.engine.probe import Probe
-    from lvscheck.plugins import CheckRegistry
+    from lvscheck.plugin.probe import Probe
+    from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["STATE_QUERY", "PgsqlCheck"]
 

@@ -24,12 +24,12 @@ import socket
 import struct
 import time
 
-from lvscheck.checktype import Check, parse_seconds
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.check import Check, parse_seconds
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["PingCheck", "checksum"]
 

@@ -30,12 +30,12 @@ from typing import Any
 
 from lvscheck.checks._db import PASSWORD_OPTIONS, read_password
 from lvscheck.checks._udp import exchange
-from lvscheck.checktype import Check
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.check import Check
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["RadiusCheck", "build_access_request", "hide_password", "parse_reply"]
 

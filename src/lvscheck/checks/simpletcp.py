@@ -17,12 +17,12 @@ import contextlib
 import re
 
 from lvscheck.checks._lines import parse_size, quote_shown, size_text
-from lvscheck.checktype import Check, parse_bool, parse_regex
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import OptionError
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.check import Check, parse_bool, parse_regex
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["SimpleTcpCheck"]
 

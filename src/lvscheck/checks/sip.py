@@ -30,12 +30,12 @@ import re
 
 from lvscheck import __version__
 from lvscheck.checks._udp import exchange
-from lvscheck.checktype import Check, parse_choice
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.check import Check, parse_choice
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
 
 __all__ = ["SipCheck", "parse_response"]
 

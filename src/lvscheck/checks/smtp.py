@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING
 from lvscheck.checks._db import PASSWORD_OPTIONS, short
 from lvscheck.checks._lines import line_login, parse_word
 from lvscheck.checks.tls import TLS_OPTIONS, context_from_options
-from lvscheck.checktype import Check, parse_bool
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
-from lvscheck.plugins import CheckRegistry
+from lvscheck.plugin.check import Check, parse_bool
+from lvscheck.plugin.probe import Probe
+from lvscheck.plugin.registry import CheckRegistry
 
 if TYPE_CHECKING:
     import aiosmtplib

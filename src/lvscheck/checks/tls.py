@@ -12,9 +12,9 @@ import ssl
 from collections.abc import Mapping
 from typing import Any
 
-from lvscheck.checktype import parse_bool
 from lvscheck.errors import OptionError
 from lvscheck.model import Option
+from lvscheck.plugin.check import parse_bool
 
 __all__ = ["TLS_OPTIONS", "TLS_VERIFY", "client_context", "context_from_options", "tls_verify_mode"]
 

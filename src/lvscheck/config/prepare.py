@@ -37,7 +37,7 @@ from lvscheck.errors import ConfigError, UsageError
 from lvscheck.model import CheckSpec
 
 if TYPE_CHECKING:
-    from lvscheck.checktype import Check
+    from lvscheck.plugin.check import Check
     from lvscheck.plugins import PluginHost
 
 __all__ = ["Prepared", "PreparedPlan", "prepare", "prepare_spec", "read", "refusal"]

@@ -33,9 +33,9 @@ from lvscheck.model import Result, State
 
 if TYPE_CHECKING:
     from lvscheck.adapters.ipvs.table import Dest, Service
-    from lvscheck.checktype import Check
     from lvscheck.config.pools import Pool, Slot
     from lvscheck.daemon.scheduler import Job
+    from lvscheck.plugin.check import Check
 
 __all__ = [
     "DesiredPool",

@@ -25,10 +25,10 @@ from lvscheck.daemon.scheduler import Job
 from lvscheck.daemon.state import Phase
 
 if TYPE_CHECKING:
-    from lvscheck.checktype import Check
     from lvscheck.config.pools import Layout
     from lvscheck.daemon.director import Director
     from lvscheck.daemon.pools import RealState
+    from lvscheck.plugin.check import Check
 
 __all__ = ["SharedProbe", "groups", "install_shared", "probe_key"]
 

@@ -31,9 +31,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lvscheck.checktype import Check
 from lvscheck.engine import Engine, LoopWatch
 from lvscheck.model import Result
+from lvscheck.plugin.check import Check
 
 __all__ = ["CLOSE_TIMEOUT", "Job", "LagStats", "Scheduler"]
 

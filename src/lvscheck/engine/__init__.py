@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
 
-from lvscheck.checktype import Check
 from lvscheck.engine.limits import Limits
 from lvscheck.engine.loopwatch import LoopWatch
 from lvscheck.engine.runner import run_prepared
 from lvscheck.model import CheckSpec, Result, State
+from lvscheck.plugin.check import Check
 from lvscheck.plugins import PluginHost, default_host
 
 __all__ = ["STARVED_AFTER", "Engine", "Limits", "LoopWatch", "run_prepared"]

@@ -13,11 +13,11 @@ import logging
 import ssl
 import time
 
-from lvscheck.checktype import Check
 from lvscheck.engine.printable import one_line
-from lvscheck.engine.probe import Probe
 from lvscheck.errors import CheckFailed
 from lvscheck.model import MAX_WEIGHT, Outcome, Result, State
+from lvscheck.plugin.check import Check
+from lvscheck.plugin.probe import Probe
 
 __all__ = ["run_prepared", "scrub"]
 

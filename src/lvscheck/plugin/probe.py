@@ -1,0 +1,140 @@
+"""What a check's ``probe`` coroutine gets: its target, its deadline and its connections.
+
+Every connection a probe opens through :meth:`Probe.connect` is closed by the
+engine when the check ends, whatever way it ends (verdict, timeout, crash), so a
+check cannot leak a socket.  ``phase`` says what the check is waiting for; the
+engine puts it in the reason when the deadline hits ("timed out after 3 s
+waiting for the response body").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any, cast
+
+from lvscheck.errors import CheckFailed
+
+__all__ = ["Datagrams", "Probe"]
+
+
+class Probe:
+    """One run of one check against one real server."""
+
+    __slots__ = ("_closeables", "_loop", "connect_timeout", "deadline", "host", "phase", "port", "timeout")
+
+    def __init__(self, host: str, port: int, timeout: float, connect_timeout: float) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._loop = asyncio.get_running_loop()
+        self.deadline = self._loop.time() + timeout
+        self.phase = "starting"
+        self._closeables: list[Any] = []
+
+    def remaining(self) -> float:
+        """Seconds left before the check's deadline (never negative)."""
+        return max(0.0, self.deadline - self._loop.time())
+
+    async def connect(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        limit: int = 65536,
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Open a TCP (and optionally TLS) stream; the engine closes it at the end."""
+        host = host or self.host
+        port = port or self.port
+        self.phase = f"connecting to {_hostport(host, port)}"
+        if self.connect_timeout >= self.remaining():
+            # the check's own deadline comes first: a second timer would cost CPU on every check
+            reader, writer = await asyncio.open_connection(host, port, limit=limit)
+        else:
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    reader, writer = await asyncio.open_connection(host, port, limit=limit)
+            except TimeoutError:
+                if self.remaining() <= 0:
+                    raise
+                raise CheckFailed(
+                    f"connect to {_hostport(host, port)} timed out after {self.connect_timeout:g} s"
+                ) from None
+        self._closeables.append(writer)  # (asyncio's TCP transports already set TCP_NODELAY)
+        if tls is not None:
+            self.phase = "in the TLS handshake"
+            await writer.start_tls(tls, server_hostname=server_hostname or host)
+        return reader, writer
+
+    async def datagram(self, host: str | None = None, port: int | None = None) -> Datagrams:
+        """Open a connected UDP endpoint to the target; the engine closes it at the end.
+
+        Connected, so the kernel drops datagrams from other peers and an ICMP port
+        unreachable surfaces as ``ConnectionRefusedError`` from :meth:`Datagrams.recv`.
+        """
+        host = host or self.host
+        port = port or self.port
+        self.phase = f"opening UDP to {_hostport(host, port)}"
+        _, endpoint = await self._loop.create_datagram_endpoint(Datagrams, remote_addr=(host, port))
+        self._closeables.append(endpoint)
+        self.phase = f"waiting for a UDP reply from {_hostport(host, port)}"
+        return endpoint
+
+    def track(self, closeable: Any) -> None:
+        """Have the engine close ``closeable`` (anything with ``close()``) when the check ends."""
+        self._closeables.append(closeable)
+
+    def close(self) -> None:
+        for item in reversed(self._closeables):
+            transport = getattr(item, "transport", None)
+            try:
+                if transport is not None:
+                    transport.abort()  # no lingering close handshake: the verdict is in
+                else:
+                    item.close()
+            except Exception:  # noqa: S110 - closing a dead socket may fail; nothing to do
+                pass
+        self._closeables.clear()
+
+
+class Datagrams(asyncio.DatagramProtocol):
+    """A connected UDP endpoint from :meth:`Probe.datagram`: ``send(data)``, ``await recv()``.
+
+    At most :attr:`QUEUE` unread datagrams are kept (later ones are dropped), so a
+    flooding server costs bounded memory; each datagram is at most 64 KiB by nature.
+    """
+
+    QUEUE = 16
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue(self.QUEUE)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if not self._queue.full():
+            self._queue.put_nowait(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self._queue.full():  # ICMP errors: port unreachable -> ConnectionRefusedError
+            self._queue.put_nowait(exc)
+
+    def send(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data)
+
+    async def recv(self) -> bytes:
+        """The next datagram from the peer; raises the ICMP error (``OSError``) the kernel reported."""
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
