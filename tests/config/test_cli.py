@@ -443,7 +443,11 @@ def _servers(rundir: Path) -> list[int]:
 def test_check_server_one_at_a_time_reload_and_idle_exit(nginx: Nginx, tmp_path: Path) -> None:
     """Concurrent first calls start one server; it sees config edits; it leaves when idle."""
     cf = tmp_path / "srv.cf"
-    cf.write_text(f'virtual=10.8.8.8:80\n\treal=127.0.0.1:{nginx.http_port} gate\n\trequest="test.html"\n')
+    # a generous checktimeout: six clients start at once, on a machine that may be busy
+    head = "checktimeout=20\n"
+    cf.write_text(
+        f'{head}virtual=10.8.8.8:80\n\treal=127.0.0.1:{nginx.http_port} gate\n\trequest="test.html"\n'
+    )
     rundir = tmp_path / "run"
     rundir.mkdir(mode=0o700)
     env = _adapter_env(cf, rundir, server=True)
@@ -463,7 +467,9 @@ def test_check_server_one_at_a_time_reload_and_idle_exit(nginx: Nginx, tmp_path:
         time.sleep(0.3)  # let any extra server lose the race for the lock
         assert len(_servers(rundir)) == 1
         # the server re-reads the file when it changes
-        cf.write_text(f'virtual=10.8.8.8:80\n\treal=127.0.0.1:{nginx.http_port} gate\n\trequest="down"\n')
+        cf.write_text(
+            f'{head}virtual=10.8.8.8:80\n\treal=127.0.0.1:{nginx.http_port} gate\n\trequest="down"\n'
+        )
         down = adapter(argv[1:], env)
         assert down.returncode == 1
         assert "http down: HTTP 503" in down.stderr
