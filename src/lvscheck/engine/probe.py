@@ -70,6 +70,7 @@ class Probe:
         self.phase = f"connecting to {_hostport(host, port)}"
         if self.mark and host in (self.host, self.real):
             host = self.host
+            self.phase = f"connecting to {_hostport(host, port)} (through the VIP to {self.real})"
             opened = self._marked_connection(port, limit)
         else:
             opened = asyncio.open_connection(host, port, limit=limit)
