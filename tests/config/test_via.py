@@ -126,3 +126,18 @@ def test_a_fwmark_virtual_inside_the_private_marks_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
         prepare(parse_text(text, "x.cf"))
     assert any("is one of lvscheck's private marks" in p for p in info.value.problems)
+
+
+def test_a_check_through_the_vip_never_shares_a_probe_with_the_rip_check_of_the_same_real() -> None:
+    from lvscheck.daemon.probes import groups
+
+    two = HOWTO.format(top="", via="vip") + HOWTO.format(top="", via="rip").split("\n\n", 1)[1].replace(
+        "192.168.0.20", "192.168.0.21"
+    )
+    prepared = prepare(parse_text(two))
+    shared = groups(prepared.layout, prepared.checks())
+    grouped = {sid for sids in shared.values() for sid in sids}
+    assert "tcp:192.168.0.200:80 192.168.0.110:80" not in grouped  # through its VIP: its own probe
+    assert "tcp:192.168.0.210:80 192.168.0.110:80" not in grouped
+    # reals checked on their RIP both ways (masq, mysql) still share one probe
+    assert {"tcp:192.168.0.200:80 192.168.0.130:80", "tcp:192.168.0.210:80 192.168.0.130:80"} <= grouped
