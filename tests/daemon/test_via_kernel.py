@@ -7,6 +7,7 @@ tests/daemon/test_ipvs_via.py does the same against the real kernel).
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from lvscheck.adapters.ipvs.table import Dest, MemoryIPVS, Service, ServiceKey
 from lvscheck.config.via import MarkRange
@@ -95,3 +96,19 @@ def test_moved_mark_base_owns_other_marks() -> None:
     v = view(ipvs)
     v.sync_private(private((0x10000, "192.168.0.110", "gate")), MarkRange(0x10000))
     assert list(marks(ipvs)) == [BASE, 0x10000]  # the old base is no longer ours: left alone
+
+
+def test_a_director_that_drops_replies_from_its_own_vip_is_told(tmp_path: Path) -> None:
+    for iface, value in (("all", "0"), ("default", "0"), ("eth0", "0"), ("lo", "0")):
+        (tmp_path / iface).mkdir()
+        (tmp_path / iface / "accept_local").write_text(value + "\n")
+    sink = EventSink()
+    seen: list[str] = []
+    sink.emit = lambda event, mail=None, **fields: seen.append(event) or {}  # type: ignore[method-assign]
+    v = KernelView(MemoryIPVS(), Counters(), sink, lambda key: None, list)
+    assert v.check_accept_local(str(tmp_path))  # no private service: nothing to say
+    v.sync_private(private((BASE, "192.168.0.110", "gate")), MarkRange(BASE))
+    assert not v.check_accept_local(str(tmp_path))
+    assert seen == ["via-vip-blocked"]
+    (tmp_path / "eth0" / "accept_local").write_text("1\n")
+    assert v.check_accept_local(str(tmp_path))

@@ -121,6 +121,19 @@ class KernelView:
                 actual.add(self.table.services[key], self.table.dests.get(key, {}).values())
         self.report(self.apply(plan(desired, actual, remove=[k for k in actual.services if self._stale(k)])))
 
+    def check_accept_local(self, conf: str = "/proc/sys/net/ipv4/conf") -> bool:
+        """With private services: warn when no interface accepts replies from the director's own
+        VIP (``accept_local``); every check through the VIP would time out.  True when fine."""
+        if not self.private or _accepts_local(conf):
+            return True
+        self.events.emit(
+            "via-vip-blocked",
+            message="net.ipv4.conf.*.accept_local is 0 everywhere: the replies of checks through the VIP "
+            "come from the VIP, an address of this director, and are dropped; set it to 1 on the "
+            "interface facing the reals (docs/via-vip.md)",
+        )
+        return False
+
     def remove_private(self, keep: Container[ServiceKey] = ()) -> int:
         """Delete the private services (but ``keep``); returns how many went."""
         return self.remove(s for k, (s, _) in self.private.items() if k not in keep)
@@ -216,6 +229,20 @@ class KernelView:
                 self.events.emit("ipvs-error", message=str(e))
         self.on_flushed(keys)
         return ops
+
+
+def _accepts_local(conf: str) -> bool:
+    """Whether ``accept_local`` is 1 for ``all`` or any interface (the kernel ORs the two)."""
+    import glob
+
+    for path in glob.glob(f"{conf}/*/accept_local"):
+        try:
+            with open(path) as f:
+                if f.read().strip() == "1":
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _patch(table: Table, op: Op) -> None:
