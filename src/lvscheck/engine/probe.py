@@ -68,6 +68,7 @@ class Probe:
         host = host or self.host
         port = port or self.port
         self.phase = f"connecting to {_hostport(host, port)}"
+        named = host  # TLS names the host the check asked for, not the VIP it goes through
         if self.mark and host in (self.host, self.real):
             host = self.host
             self.phase = f"connecting to {_hostport(host, port)} (through the VIP to {self.real})"
@@ -90,7 +91,7 @@ class Probe:
         self._closeables.append(writer)  # (asyncio's TCP transports already set TCP_NODELAY)
         if tls is not None:
             self.phase = "in the TLS handshake"
-            await writer.start_tls(tls, server_hostname=server_hostname or host)
+            await writer.start_tls(tls, server_hostname=server_hostname or named)
         return reader, writer
 
     async def datagram(self, host: str | None = None, port: int | None = None) -> Datagrams:
