@@ -96,14 +96,19 @@ class Target(_Value):
     real belongs to (``"10.0.0.1:80"``, ``"fwmark 5"``) and is for display only.
     ``weight`` is the configured weight: what a healthy real gets.
     ``forwarding`` is ldirectord's gate | masq | ipip, when known.
+    ``via`` and ``mark``: check through the virtual address (LVS-DR/TUN, ``via=vip``):
+    the probe connects to ``via`` with ``SO_MARK`` = ``mark``, and a private
+    firewall-mark IPVS service delivers it to this real only (docs/via-vip.md).
     """
 
-    __slots__ = ("host", "port", "weight", "virtual", "forwarding")  # noqa: RUF023 - field order
+    __slots__ = ("host", "port", "weight", "virtual", "forwarding", "via", "mark")  # noqa: RUF023
     host: str
     port: int | None
     weight: int
     virtual: str | None
     forwarding: str | None
+    via: str | None
+    mark: int
 
     def __init__(
         self,
@@ -112,6 +117,8 @@ class Target(_Value):
         weight: int = 1,
         virtual: str | None = None,
         forwarding: str | None = None,
+        via: str | None = None,
+        mark: int = 0,
     ) -> None:
         if not 0 <= weight <= MAX_WEIGHT:
             raise ValueError(f"weight {weight} is outside 0..{MAX_WEIGHT}")
@@ -120,6 +127,8 @@ class Target(_Value):
         _set(self, "weight", weight)
         _set(self, "virtual", virtual)
         _set(self, "forwarding", forwarding)
+        _set(self, "via", via)
+        _set(self, "mark", mark)
 
     @property
     def address(self) -> str:

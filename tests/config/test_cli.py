@@ -207,6 +207,21 @@ def test_run_config_honours_maintenancedir_and_shows_skipped_rows(nginx: Nginx, 
     assert "None" not in proc.stdout
 
 
+def test_run_config_checks_via_vip_reals_on_their_own_address(nginx: Nginx, tmp_path: Path) -> None:
+    """Without the daemon's private services a marked probe to the VIP could reach any real: a
+    one-shot round checks a via=vip real on its RIP (and never sends to the VIP)."""
+    cf = tmp_path / "via.cf"
+    cf.write_text(
+        "#lvscheck: via=vip\n"
+        f'virtual=10.9.9.9:80\n\treal=127.0.0.1:{nginx.http_port} gate 3\n\trequest="test.html"\n'
+        '\treceive="Still alive"\n'
+    )
+    proc = lvscheck("run", "--config", str(cf), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (row,) = json.loads(proc.stdout)
+    assert (row["state"], row["weight"]) == ("up", 3)
+
+
 def test_run_config_progress_on_a_terminal(web_cf: Path) -> None:
     """With stderr on a pseudo-terminal a progress line is drawn and erased."""
     import pty

@@ -88,6 +88,15 @@ def render(answer: dict[str, Any], colour: bool = False, now: float | None = Non
             weight = r["configured_weight"]
             state_cell = _paint(f"{state:<8}", _state_colour(r), colour)
             out.append(f"  {r['real']:<24} {state_cell} {weight:>6} {kw:>6} {last:>7} {lat:>9}  {reason}")
+    via = answer.get("via_services") or []
+    if via:
+        out.append("")
+        out.append(
+            _paint("checks through the VIP (via=vip): private services, no client traffic", _BOLD, colour)
+        )
+        for s in via:
+            where = "" if s["in_kernel"] else _paint("  NOT IN KERNEL", _RED, colour)
+            out.append(f"  {s['service']:<24} -> {s['real']} {s['forwarding']}{where}")
     return "\n".join(out) + "\n"
 
 

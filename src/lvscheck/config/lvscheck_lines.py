@@ -14,13 +14,24 @@ from types import MappingProxyType
 from typing import Any
 
 from lvscheck.config.lexer import LvscheckLine
-from lvscheck.config.model import LvscheckSettings
+from lvscheck.config.model import VIA_MARK_COUNT, LvscheckSettings
 from lvscheck.config.report import Report
 from lvscheck.config.values import read_number
 
 __all__ = ["parse_lvscheck"]
 
-_LV_KEYS = ("rise", "fall", "interval", "fastinterval", "jitter", "check", "slowstart", "shareprobe")
+_LV_KEYS = (
+    "rise",
+    "fall",
+    "interval",
+    "fastinterval",
+    "jitter",
+    "check",
+    "slowstart",
+    "shareprobe",
+    "via",
+    "viamarks",
+)
 _OPTION_NAME = re.compile(r"[a-z][a-z0-9_]*", re.ASCII)
 
 
@@ -64,6 +75,8 @@ def parse_lvscheck(report: Report, lines: list[LvscheckLine], base: LvscheckSett
         check=values.get("check", base.check),
         slowstart=values.get("slowstart", base.slowstart),
         shareprobe=values.get("shareprobe", base.shareprobe),
+        via=values.get("via", base.via),
+        viamarks=values.get("viamarks", base.viamarks),
         options=MappingProxyType(options),
         lines=MappingProxyType(where),
     )
@@ -109,6 +122,22 @@ def _lv_value(report: Report, line: int, key: str, value: str) -> Any:
             return fraction
         report.error(
             line, directive, f"{value!r} is not valid: expected a fraction 0..1 or a percentage 0%..100%"
+        )
+        return None
+    if key == "via":
+        if value in ("rip", "vip"):
+            return value
+        report.error(line, directive, f"{value!r} is not valid: expected rip (the real's address) or vip")
+        return None
+    if key == "viamarks":
+        mark = int(value, 0) if re.fullmatch(r"[0-9]+|0x[0-9a-fA-F]+", value, re.ASCII) else -1
+        if 1 <= mark <= 0xFFFFFFFF - VIA_MARK_COUNT:
+            return mark
+        report.error(
+            line,
+            directive,
+            f"{value!r} is not valid: expected the first private firewall mark, "
+            f"1..{0xFFFFFFFF - VIA_MARK_COUNT} (e.g. 0x4C560000; {VIA_MARK_COUNT} marks from it are ours)",
         )
         return None
     if not re.fullmatch(r"[a-z][a-z0-9_-]*", value, re.ASCII):

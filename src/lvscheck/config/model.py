@@ -85,6 +85,13 @@ class Fallback:
         return f"{host}:{self.port_for(virtual)}"
 
 
+#: the first private firewall mark of ``via=vip`` (0x4C560000, "LV"): client traffic never
+#: carries marks this high unless an operator's own iptables rules set them.
+VIA_MARK_BASE = 0x4C560000
+#: how many private marks the daemon owns from the base (one per real address and method)
+VIA_MARK_COUNT = 65536
+
+
 @dataclass(frozen=True, slots=True)
 class LvscheckSettings:
     """What ldirectord cannot express, written as ``#lvscheck: key=value ...`` comment lines.
@@ -95,7 +102,10 @@ class LvscheckSettings:
     ``tlsverify``, ``cafile``, ...; weights: ``weightfrom``, ``minweight``,
     ``maxweight``; HTTP ``status``; anything the check type accepts) and win over
     the ldirectord directives of the same name.  ``jitter`` is a fraction of the
-    interval (0.1 = +-10 %).
+    interval (0.1 = +-10 %).  ``via``: ``rip`` checks each real on its own address;
+    ``vip`` checks it through the virtual address as client traffic reaches it
+    (gate and ipip reals; docs/via-vip.md), with private IPVS firewall marks from
+    ``viamarks`` upwards (a column-0 setting).
     """
 
     rise: int = 1
@@ -108,6 +118,8 @@ class LvscheckSettings:
     slowstart: float = 0.0
     #: share one probe with other virtuals that check the same real the same way (the daemon)
     shareprobe: bool = True
+    via: str = "rip"
+    viamarks: int = VIA_MARK_BASE
     options: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     #: line of each key (for errors found later, e.g. an option the check type rejects)
     lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))

@@ -21,7 +21,8 @@ from lvscheck.adapters.ipvs.table import (
     Service,
     ServiceKey,
 )
-from lvscheck.config.model import Problem
+from lvscheck.config.model import VIA_MARK_BASE, Problem
+from lvscheck.config.via import MarkRange, private_services
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -81,6 +82,19 @@ class Layout:
     pools: dict[str, Pool] = field(default_factory=dict)
     slots: dict[str, Slot] = field(default_factory=dict)
     by_service: dict[ServiceKey, str] = field(default_factory=dict)
+    #: via=vip: a private firewall-mark service per real address (docs/via-vip.md)
+    private: dict[ServiceKey, tuple[Service, Dest]] = field(default_factory=dict)
+    #: the marks lvscheck owns: a kernel service with one of them that is not in ``private`` is removed
+    marks: MarkRange = field(default_factory=lambda: MarkRange(VIA_MARK_BASE))
+
+    def private_kept_at_stop(self) -> set[ServiceKey]:
+        """Private services used by a virtual with ``cleanstop=no`` (the others go at stop)."""
+        kept: set[ServiceKey] = set()
+        for slot in self.slots.values():
+            spec = slot.plan.spec
+            if spec is not None and spec.target.mark and not self.pools[slot.pool].cleanstop:
+                kept.update(k for k in self.private if k.fwmark == spec.target.mark)
+        return kept
 
     @property
     def reals(self) -> int:
@@ -146,6 +160,10 @@ def build_layout(config: Config, plans: Sequence[CheckPlan], warnings: list[Prob
             cleanstop=virtual.cleanstop,
         )
         layout.by_service[service.key] = virtual.key
+    layout.private = private_services(
+        p.spec.target for p in plans if p.spec is not None and p.spec.target.mark
+    )
+    layout.marks = MarkRange(config.lvscheck.viamarks)
     return layout
 
 

@@ -33,6 +33,7 @@ from lvscheck.config.as_ldirectord import ROAD_OPTIONS, differences
 from lvscheck.config.model import Config, Problem, VirtualService
 from lvscheck.config.pools import Layout, build_layout
 from lvscheck.config.translate import CheckPlan, plans
+from lvscheck.config.via import problems as via_problems
 from lvscheck.errors import ConfigError, UsageError
 from lvscheck.model import CheckSpec
 
@@ -92,6 +93,9 @@ def _finish(config: Config, errors: list[Problem], plugins: PluginHost | None, s
     warnings = list(config.warnings)
     warnings.extend(differences(config))  # where lvscheck decides otherwise than ldirectord would
     all_plans = plans(config)
+    via_errors, via_warnings = via_problems(config, all_plans)
+    errors += via_errors
+    warnings += via_warnings
     prepared: list[PreparedPlan] = []
     if syntax_only:
         prepared = [PreparedPlan(plan, None) for plan in all_plans]

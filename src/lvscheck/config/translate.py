@@ -228,4 +228,38 @@ def plans(config: Config) -> list[CheckPlan]:
     for virtual in config.virtuals:
         translator = _Translator(virtual)
         out.extend(translator.plan(real) for real in virtual.reals)
+    if any(v.lvscheck.via == "vip" for v in config.virtuals):
+        out = _through_vip(out, config.lvscheck.viamarks)
     return out
+
+
+def _through_vip(plans: list[CheckPlan], base: int) -> list[CheckPlan]:
+    """The plans with the targets of reals checked through their VIP given the VIP and a mark."""
+    from dataclasses import replace
+
+    from lvscheck.config.via import assign_marks, why_rip
+
+    marks = assign_marks(plans, base)
+    out: list[CheckPlan] = []
+    for plan in plans:
+        spec, via = plan.spec, plan.virtual.address
+        mark = marks.get((plan.real.host, plan.real.forwarding))
+        if (
+            plan.virtual.lvscheck.via != "vip"
+            or spec is None
+            or via is None
+            or mark is None
+            or why_rip(plan.virtual, plan.real, spec.check) is not None
+        ):
+            out.append(plan)
+            continue
+        out.append(
+            replace(plan, spec=_marked(plan.spec, via, mark), connect=_marked(plan.connect, via, mark))
+        )
+    return out
+
+
+def _marked(spec: CheckSpec | None, via: str, mark: int) -> CheckSpec | None:
+    if spec is None:
+        return None
+    return spec.replace(target=spec.target.replace(via=via, mark=mark))

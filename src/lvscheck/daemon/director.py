@@ -178,6 +178,7 @@ class Director:
         await self.scheduler.close()
         self.view.cancel()
         removed = self.view.remove(p.service for p in self.layout.pools.values() if p.cleanstop)
+        removed += self.view.remove_private(keep=self.layout.private_kept_at_stop())
         settings = self.config.settings if self.config is not None else None
         for key, pstate in self.pools.items():
             if pstate.all_down and key in self.layout.pools:

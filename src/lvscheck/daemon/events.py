@@ -33,7 +33,7 @@ log = logging.getLogger("lvscheck.events")
 _MAIL_EVENTS = frozenset({"down", "up"})
 #: events that run the notify command: transitions of reals and pools
 NOTIFY_EVENTS = frozenset({"down", "up", "fallback-on", "fallback-off", "guard", "guard-cleared"})
-_LOUD = frozenset({"guard", "ipvs-error", "reload-failed"})
+_LOUD = frozenset({"guard", "ipvs-error", "reload-failed", "via-vip-blocked"})
 
 
 class MailSettings:

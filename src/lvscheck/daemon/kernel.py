@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from typing import TYPE_CHECKING, Protocol
 
-from lvscheck.adapters.ipvs.table import Dest, Op, OpError, OpKind, Service, Table, plan
+from lvscheck.adapters.ipvs.table import Dest, Op, OpError, OpKind, Service, ServiceKey, Table, plan
 
 if TYPE_CHECKING:
+    from lvscheck.config.via import MarkRange
     from lvscheck.daemon.events import EventSink
     from lvscheck.daemon.status import Counters
 
@@ -66,6 +67,9 @@ class KernelView:
         self.flush_delay = flush_delay
         self.dirty: set[str] = set()
         self._flush_handle: asyncio.TimerHandle | None = None
+        #: via=vip: the private firewall-mark services and the marks the daemon owns
+        self.private: dict[ServiceKey, tuple[Service, Dest]] = {}
+        self.owned: Container[int] = ()
         self.on_flushed: Callable[[set[str]], None] = lambda _keys: None
 
     def read(self) -> None:
@@ -105,6 +109,44 @@ class KernelView:
                 actual.add(self.table.services[sk], self.table.dests.get(sk, {}).values())
         self.report(self.apply(plan(desired, actual)))
         self.on_flushed(keys)
+
+    def sync_private(self, private: dict[ServiceKey, tuple[Service, Dest]], owned: MarkRange) -> None:
+        """Make the kernel hold exactly these private (via=vip) services among the owned marks."""
+        self.private = private
+        self.owned = owned
+        desired = self._private_table()
+        actual = Table()
+        for key in self.table.services:
+            if key in private or self._stale(key):
+                actual.add(self.table.services[key], self.table.dests.get(key, {}).values())
+        self.report(self.apply(plan(desired, actual, remove=[k for k in actual.services if self._stale(k)])))
+
+    def check_accept_local(self, conf: str = "/proc/sys/net/ipv4/conf") -> bool:
+        """With private services: warn when no interface accepts replies from the director's own
+        VIP (``accept_local``); every check through the VIP would time out.  True when fine."""
+        if not self.private or _accepts_local(conf):
+            return True
+        self.events.emit(
+            "via-vip-blocked",
+            message="net.ipv4.conf.*.accept_local is 0 everywhere: the replies of checks through the VIP "
+            "come from the VIP, an address of this director, and are dropped; set it to 1 on the "
+            "interface facing the reals (docs/via-vip.md)",
+        )
+        return False
+
+    def remove_private(self, keep: Container[ServiceKey] = ()) -> int:
+        """Delete the private services (but ``keep``); returns how many went."""
+        return self.remove(s for k, (s, _) in self.private.items() if k not in keep)
+
+    def _private_table(self) -> Table:
+        table = Table()
+        for service, dest in self.private.values():
+            table.add(service, [dest])
+        return table
+
+    def _stale(self, key: ServiceKey) -> bool:
+        """A service with one of the daemon's private marks that it no longer wants."""
+        return bool(key.fwmark) and key.fwmark in self.owned and key not in self.private
 
     def remove(self, services: Iterable[Service]) -> int:
         """Delete these services (those the kernel has); returns how many went."""
@@ -169,7 +211,11 @@ class KernelView:
             want = self.desired(key)
             if want is not None:
                 desired.add(*want)
-        ops = plan(desired, self.table)
+        if pools is None:
+            for service, dest in self.private.values():
+                desired.add(service, [dest])
+        stale = [k for k in self.table.services if self._stale(k)] if pools is None else []
+        ops = plan(desired, self.table, remove=stale)
         if ops:
             self.counters.restored += len(ops)
             for op in ops[:20]:
@@ -183,6 +229,20 @@ class KernelView:
                 self.events.emit("ipvs-error", message=str(e))
         self.on_flushed(keys)
         return ops
+
+
+def _accepts_local(conf: str) -> bool:
+    """Whether ``accept_local`` is 1 for ``all`` or any interface (the kernel ORs the two)."""
+    import glob
+
+    for path in glob.glob(f"{conf}/*/accept_local"):
+        try:
+            with open(path) as f:
+                if f.read().strip() == "1":
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _patch(table: Table, op: Op) -> None:

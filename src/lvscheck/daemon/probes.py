@@ -55,6 +55,8 @@ def probe_key(check: Check) -> ProbeKey:
         check.port,
         target.weight,
         target.forwarding,
+        target.via,  # via=vip: checked through this VIP (another VIP, or the RIP, is another path)
+        target.mark,
         tuple(sorted(spec.options.items())),
     )
 

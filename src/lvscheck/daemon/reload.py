@@ -180,6 +180,9 @@ def install(director: Director, prepared: Prepared, *, first: bool) -> set[str]:
     kept = {p.service.key for p in layout.pools.values()}
     gone = [p.service for p in old.pools.values() if p.service.key not in kept]
     director.view.remove(gone)
+    director.view.sync_private(layout.private, layout.marks)  # before the first check through a VIP
+    if director.backend.name != "memory":
+        director.view.check_accept_local()
     director.history.keep(director.reals)
     for key, pool in layout.pools.items():
         director.pools[key].bad = sum(director.reals[sid].last_kind in BAD_KINDS for sid in pool.slots)

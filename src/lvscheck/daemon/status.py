@@ -129,5 +129,24 @@ def document(director: Director) -> dict[str, Any]:
         "last_reload": director.counters.last_reload,
         "warnings": list(director.warnings),
         "virtuals": pools,
+        "via_services": via_services(director),
         **daemon_extras(director),
     }
+
+
+def via_services(director: Director) -> list[dict[str, Any]]:
+    """The private firewall-mark services of ``via=vip`` checks (never client traffic)."""
+    kernel = director.kernel
+    out = []
+    for key, (_service, dest) in sorted(director.layout.private.items()):
+        kd = kernel.dest(key, *dest.key)
+        out.append(
+            {
+                "service": str(key),
+                "mark": key.fwmark,
+                "real": dest.addr,
+                "forwarding": dest.fwd,
+                "in_kernel": key in kernel.services and kd is not None,
+            }
+        )
+    return out

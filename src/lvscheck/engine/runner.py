@@ -32,7 +32,12 @@ async def run_prepared(check: Check) -> Result:
     started = time.perf_counter()
     target = check.spec.target
     assert check.port is not None  # Check.prepare guarantees it
-    probe = Probe(target.host, check.port, check.timeout, check.connect_timeout)
+    if target.mark and target.via:  # through the VIP (docs/via-vip.md)
+        probe = Probe(
+            target.via, check.port, check.timeout, check.connect_timeout, mark=target.mark, real=target.host
+        )
+    else:
+        probe = Probe(target.host, check.port, check.timeout, check.connect_timeout)
     deadline = _Deadline(probe)
     try:
         try:

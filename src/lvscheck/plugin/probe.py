@@ -10,22 +10,40 @@ waiting for the response body").
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from typing import Any, cast
 
 from lvscheck.errors import CheckFailed
 
-__all__ = ["Datagrams", "Probe"]
+__all__ = ["Datagrams", "Probe", "source_towards"]
 
 
 class Probe:
     """One run of one check against one real server."""
 
-    __slots__ = ("_closeables", "_loop", "connect_timeout", "deadline", "host", "phase", "port", "timeout")
+    __slots__ = (
+        "_closeables",
+        "_loop",
+        "connect_timeout",
+        "deadline",
+        "host",
+        "mark",
+        "phase",
+        "port",
+        "real",
+        "timeout",
+    )
 
-    def __init__(self, host: str, port: int, timeout: float, connect_timeout: float) -> None:
+    def __init__(
+        self, host: str, port: int, timeout: float, connect_timeout: float, *, mark: int = 0, real: str = ""
+    ) -> None:
+        """``mark`` (with ``host`` the VIP and ``real`` the real's address): every socket
+        to ``host`` or ``real`` goes to ``host`` with ``SO_MARK`` = ``mark`` (docs/via-vip.md)."""
         self.host = host
         self.port = port
+        self.mark = mark
+        self.real = real
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._loop = asyncio.get_running_loop()
@@ -50,13 +68,20 @@ class Probe:
         host = host or self.host
         port = port or self.port
         self.phase = f"connecting to {_hostport(host, port)}"
+        named = host  # TLS names the host the check asked for, not the VIP it goes through
+        if self.mark and host in (self.host, self.real):
+            host = self.host
+            self.phase = f"connecting to {_hostport(host, port)} (through the VIP to {self.real})"
+            opened = self._marked_connection(port, limit)
+        else:
+            opened = asyncio.open_connection(host, port, limit=limit)
         if self.connect_timeout >= self.remaining():
             # the check's own deadline comes first: a second timer would cost CPU on every check
-            reader, writer = await asyncio.open_connection(host, port, limit=limit)
+            reader, writer = await opened
         else:
             try:
                 async with asyncio.timeout(self.connect_timeout):
-                    reader, writer = await asyncio.open_connection(host, port, limit=limit)
+                    reader, writer = await opened
             except TimeoutError:
                 if self.remaining() <= 0:
                     raise
@@ -66,7 +91,7 @@ class Probe:
         self._closeables.append(writer)  # (asyncio's TCP transports already set TCP_NODELAY)
         if tls is not None:
             self.phase = "in the TLS handshake"
-            await writer.start_tls(tls, server_hostname=server_hostname or host)
+            await writer.start_tls(tls, server_hostname=server_hostname or named)
         return reader, writer
 
     async def datagram(self, host: str | None = None, port: int | None = None) -> Datagrams:
@@ -78,10 +103,45 @@ class Probe:
         host = host or self.host
         port = port or self.port
         self.phase = f"opening UDP to {_hostport(host, port)}"
-        _, endpoint = await self._loop.create_datagram_endpoint(Datagrams, remote_addr=(host, port))
+        if self.mark and host in (self.host, self.real):
+            host = self.host
+            sock = self._marked_socket(socket.SOCK_DGRAM)
+            try:
+                sock.connect((host, port))  # UDP: no packet is sent
+            except BaseException:
+                sock.close()
+                raise
+            _, endpoint = await self._loop.create_datagram_endpoint(Datagrams, sock=sock)
+        else:
+            _, endpoint = await self._loop.create_datagram_endpoint(Datagrams, remote_addr=(host, port))
         self._closeables.append(endpoint)
         self.phase = f"waiting for a UDP reply from {_hostport(host, port)}"
         return endpoint
+
+    async def _marked_connection(
+        self, port: int, limit: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        sock = self._marked_socket(socket.SOCK_STREAM)
+        try:
+            await self._loop.sock_connect(sock, (self.host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return await asyncio.open_connection(sock=sock, limit=limit)
+
+    def _marked_socket(self, kind: int) -> socket.socket:
+        """A non-blocking socket with ``SO_MARK`` = :attr:`mark`, bound to the director's address
+        towards the real: the real answers that address, not the VIP it holds itself."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, kind)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, self.mark)
+            sock.bind((source_towards(self.real, family), 0))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     def track(self, closeable: Any) -> None:
         """Have the engine close ``closeable`` (anything with ``close()``) when the check ends."""
@@ -134,6 +194,14 @@ class Datagrams(asyncio.DatagramProtocol):
         if isinstance(item, BaseException):
             raise item
         return item
+
+
+def source_towards(real: str, family: int) -> str:
+    """The address the kernel would send from to reach ``real`` (a route lookup; nothing is sent)."""
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.connect((real, 9))
+        source: str = sock.getsockname()[0]
+    return source
 
 
 def _hostport(host: str, port: int) -> str:
