@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.peers import require_binary, wait_for_port
+from tests.peers import require_binary, spawn, wait_for_port
 
 __all__ = ["RealNginx"]
 
@@ -53,7 +53,7 @@ http {{
         argv = [self.binary, "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir), "-g", "daemon off;"]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = spawn(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if self.netns is None:
             wait_for_port(self.port, self.addr, timeout=timeout, proc=self.proc)
         else:

@@ -72,6 +72,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RealNgin
     if os.geteuid() != 0:
         pytest.skip("needs root (the ipvs guest)")
     d = tmp_path_factory.mktemp("ipvsnet")
+    _remove_net()  # what an earlier run in this guest left
     for i in (2, 3):
         sh(
             f"ip netns add rs{i} && ip link add h{i} type veth peer name g{i} && ip link set g{i} netns rs{i}"
@@ -89,6 +90,13 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RealNgin
     yield reals
     for r in reals.values():
         r.stop()
+    _remove_net()
+
+
+def _remove_net() -> None:
+    """Delete the namespaces, links and VIPs of :func:`net`, whichever exist."""
+    for cmd in ("ip netns del rs2", "ip netns del rs3", "ip link del br0", "ip link del d0"):
+        subprocess.run(cmd.split(), capture_output=True)
 
 
 def table() -> dict[str, dict[str, int]]:

@@ -5,6 +5,11 @@ that starts it in a temporary directory on 127.0.0.1 and returns a handle; the
 test modules wrap them in fixtures.  A peer whose binary is missing makes its
 tests skip (``require_binary``); ``.ci/run`` installs all of them, so in CI
 nothing skips.  Recipes: ../shared/reference/test-peers.md.
+
+Every server is started through :func:`spawn`, so a test run that is killed
+(SIGKILL, a CI timeout) takes its servers with it instead of leaving them for
+the next run; and every server gets fresh ports and a fresh directory, so what
+an earlier run left behind cannot get in the way.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-__all__ = ["Server", "free_port", "require_binary", "running", "wait_for_port"]
+__all__ = ["Server", "free_port", "require_binary", "running", "spawn", "wait_for_port"]
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -29,6 +35,18 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def spawn(argv: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
+    """``Popen(argv)``, with the kernel told to SIGKILL the child when this test process dies.
+
+    ``setpriv --pdeathsig KILL`` sets the parent-death signal and then executes
+    ``argv`` in the same process (same pid, so signals and ``wait`` work as with
+    a plain Popen).  Without setpriv (util-linux) the server simply starts.
+    """
+    setpriv = shutil.which("setpriv")
+    prefix = [setpriv, "--pdeathsig", "KILL"] if setpriv else []
+    return subprocess.Popen([*prefix, *argv], **popen)
 
 
 def require_binary(*candidates: str) -> str:
@@ -94,7 +112,7 @@ def running(
 ) -> Iterator[Server]:
     """Start ``argv`` (in the foreground, not daemonised), wait for ``port``, stop it afterwards."""
     log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env)
+    proc = spawn(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env)
     server = Server(proc, port, workdir, stop_signal)
     try:
         try:

@@ -9,6 +9,7 @@ through PyMySQL (the synchronous driver aiomysql is built on) as root over TCP.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import shutil
 import subprocess
@@ -59,6 +60,7 @@ def _template_dir() -> Path:
             check=True,
             capture_output=True,
         )
+        atexit.register(shutil.rmtree, base, ignore_errors=True)
         _template = base / "data"
     return _template
 

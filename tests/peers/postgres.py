@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.peers import Server, free_port, require_binary, wait_for_port
+from tests.peers import Server, free_port, require_binary, spawn, wait_for_port
 
 __all__ = [
     "PASSWORD",
@@ -76,7 +76,7 @@ def _as_postgres(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[byte
 @contextlib.contextmanager
 def _postmaster(datadir: Path, port: int, sockdir: Path, extra: tuple[str, ...] = ()) -> Iterator[Postgres]:
     log = open(datadir.parent / f"log-{port}.txt", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
+    proc = spawn(
         [
             str(BIN / "postgres"),
             "-D",
