@@ -148,17 +148,35 @@ def _mariadbd(
         with running(argv, port, workdir) as server:
             db = MariaDB(server, port, workdir, workdir / "ca.pem" if tls else None)
             if root_password:
-                import pymysql
-
-                conn = pymysql.connect(host="127.0.0.1", port=port, user="root", password="", autocommit=True)
-                with conn.cursor() as cur:
-                    cur.execute("SELECT Host FROM mysql.user WHERE User = 'root'")
-                    for (host,) in cur.fetchall():
-                        cur.execute(f"ALTER USER 'root'@'{host}' IDENTIFIED BY '{ROOT_PASSWORD}'")
-                conn.close()
+                _set_root_password(port)
             yield db
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _set_root_password(port: int, timeout: float = 30.0) -> None:
+    """Give root its password, once the server takes statements.
+
+    A Galera node opens its port before wsrep is ready and answers error 1047
+    ("WSREP has not yet prepared node for application use") until it is.
+    """
+    import pymysql
+
+    end = time.monotonic() + timeout
+    while True:
+        conn = pymysql.connect(host="127.0.0.1", port=port, user="root", password="", autocommit=True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT Host FROM mysql.user WHERE User = 'root'")
+                for (host,) in cur.fetchall():
+                    cur.execute(f"ALTER USER 'root'@'{host}' IDENTIFIED BY '{ROOT_PASSWORD}'")
+            return
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] != 1047 or time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+        finally:
+            conn.close()
 
 
 def _setup_primary(db: MariaDB) -> None:
