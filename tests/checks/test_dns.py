@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from tests.peers import Server, free_port
-from tests.peers.hostile_servers import open_fds, tcp_server, udp_server
+from tests.peers.hostile import open_fds, serve, udp_server
 from tests.peers.unbound import BIG_TXT_STRINGS, start_unbound
 
 import lvscheck
@@ -159,16 +159,16 @@ def test_tcp_stall_endless_and_cut_short_are_down() -> None:
         await writer.drain()
 
     before = open_fds()
-    with tcp_server(stall) as port:
+    with serve(stall) as port:
         r = run(port, request="www.example.test", protocol="tcp", negotiatetimeout="1")
         assert r.state is State.DOWN
         assert r.reason.startswith("timed out after 1 s waiting for the answer")
-    with tcp_server(endless) as port:
+    with serve(endless) as port:
         r = run(port, request="www.example.test", protocol="tcp", negotiatetimeout="3")
         assert r.state is State.DOWN
         assert "garbled DNS reply" in r.reason, r.reason
         assert r.latency < 1
-    with tcp_server(cut) as port:
+    with serve(cut) as port:
         r = run(port, request="www.example.test", protocol="tcp")
         assert r.state is State.DOWN
         assert "connection closed by the server" in r.reason

@@ -4,7 +4,7 @@ vsftpd answers a wrong password after PAM's fail delay (about 3 s): with the
 default 5 s deadline the verdict must still be "login failed", and with a
 shorter one the timeout must say that the server was deciding about PASS.
 Hostile behaviour (garbage, endless lines, a broken PASV) comes from hand-written
-servers (tests/peers/textfaults.py), since vsftpd does not misbehave on demand.
+servers (tests/peers/hostile.py), since vsftpd does not misbehave on demand.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from typing import Any
 
 import pytest
 from tests.peers import free_port
-from tests.peers.faults import serve
-from tests.peers.textfaults import endless_line, endless_lines, open_fds, paused, script, stall
+from tests.peers.hostile import endless_line, endless_lines, open_fds, paused, script, serve, stall
 from tests.peers.vsftpd import FILE_BODY, FILE_NAME, PASSWORD, USER, Vsftpd, start_vsftpd
 
 import lvscheck

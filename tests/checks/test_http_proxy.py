@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 from tests.peers import free_port
-from tests.peers.faults import serve
+from tests.peers.hostile import endless_line, open_fds, paused, script, serve, stall
 from tests.peers.nginx import Nginx, start_nginx
-from tests.peers.textfaults import endless_line, open_fds, paused, script, stall
 from tests.peers.tinyproxy import Tinyproxy, start_tinyproxy
 
 import lvscheck

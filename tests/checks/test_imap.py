@@ -2,7 +2,7 @@
 
 dovecot serves IMAP (with STARTTLS) and IMAPS with a certificate from a test CA,
 and one passwd-file user.  Hostile behaviour comes from hand-written servers
-(tests/peers/textfaults.py): dovecot does not misbehave on demand.
+(tests/peers/hostile.py): dovecot does not misbehave on demand.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from tests.peers import free_port
 from tests.peers.dovecot import PASSWORD, USER, Dovecot, start_dovecot
-from tests.peers.faults import serve
-from tests.peers.textfaults import endless_line, endless_lines, open_fds, paused, script, stall
+from tests.peers.hostile import endless_line, endless_lines, open_fds, paused, script, serve, stall
 
 import lvscheck
 from lvscheck import CheckSpec, OptionError, Result, State, Target

@@ -3,7 +3,7 @@
 The real peer is Debian inn2's ``nnrpd`` running standalone (``-D -f``) on a
 private news spool; ``innd`` (the feeder) is not needed for the greeting,
 AUTHINFO and QUIT.  Hostile behaviour comes from hand-written servers
-(tests/peers/textfaults.py).
+(tests/peers/hostile.py).
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 from tests.peers import free_port
-from tests.peers.faults import serve
+from tests.peers.hostile import endless_line, endless_lines, open_fds, paused, script, serve, stall
 from tests.peers.inn import PASSWORD, USER, Inn, start_inn
-from tests.peers.textfaults import endless_line, endless_lines, open_fds, paused, script, stall
 
 import lvscheck
 from lvscheck import CheckSpec, OptionError, Result, State, Target

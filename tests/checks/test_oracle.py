@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 from tests.peers import free_port, require_binary
-from tests.peers.hostile_servers import open_fds, tcp_server
+from tests.peers.hostile import open_fds, serve
 from tests.peers.tns_listener import RESEND, refuse_packet, tns_listener
 
 import lvscheck
@@ -147,7 +147,7 @@ def _nmap_unescape(text: str) -> bytes:
 
 
 def _hostile(handler: object, **options: str) -> Result:
-    with tcp_server(handler) as port:  # type: ignore[arg-type]
+    with serve(handler) as port:  # type: ignore[arg-type]
         return run(port, **options)
 
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.peers.hostile_servers import open_fds
+from tests.peers.hostile import open_fds
 
 import lvscheck
 from lvscheck import CheckSpec, Result, State, Target

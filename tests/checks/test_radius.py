@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from tests.peers import Server, free_port
 from tests.peers.freeradius import PASSWORD, REPLY_MESSAGE, SECRET, USER, start_freeradius
-from tests.peers.hostile_servers import open_fds, udp_server
+from tests.peers.hostile import open_fds, udp_server
 
 import lvscheck
 from lvscheck import CheckSpec, Result, State, Target

@@ -4,7 +4,7 @@ Real peers: ``socat`` as an echo server (tests/peers/socat.py) and Debian
 dovecot's POP3 port (tests/peers/dovecot.py), which answers a pipelined
 ``CAPA``/``QUIT`` sent with literal ``\\n`` the way ldirectord's config writes it.
 simpletcp has no credentials, so there is no wrong-credentials case.  Hostile
-behaviour comes from hand-written servers (tests/peers/textfaults.py).
+behaviour comes from hand-written servers (tests/peers/hostile.py).
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 from tests.peers import Server, free_port
 from tests.peers.dovecot import Dovecot, start_dovecot
-from tests.peers.faults import serve
+from tests.peers.hostile import endless_line, endless_lines, open_fds, paused, script, serve, stall
 from tests.peers.socat import start_socat_echo
-from tests.peers.textfaults import endless_line, endless_lines, open_fds, paused, script, stall
 
 import lvscheck
 from lvscheck import CheckSpec, OptionError, Result, State, Target

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from tests.peers import Server, free_port
-from tests.peers.hostile_servers import open_fds, tcp_server, udp_server
+from tests.peers.hostile import open_fds, serve, udp_server
 from tests.peers.sipp import start_sipp
 
 import lvscheck
@@ -181,16 +181,16 @@ def test_tcp_stall_endless_and_garbage() -> None:
         await writer.drain()
 
     before = open_fds()
-    with tcp_server(stall) as port:
+    with serve(stall) as port:
         r = run(port, protocol="tcp", negotiatetimeout="1")
         assert r.state is State.DOWN
         assert r.reason.startswith("timed out after 1 s waiting for the SIP response over TCP")
-    with tcp_server(endless) as port:
+    with serve(endless) as port:
         r = run(port, protocol="tcp", negotiatetimeout="3")
         assert r.state is State.DOWN
         assert "SIP response head longer than" in r.reason
         assert r.latency < 1
-    with tcp_server(garbage) as port:
+    with serve(garbage) as port:
         r = run(port, protocol="tcp")
         assert r.state is State.DOWN
         assert "not a SIP response" in r.reason

@@ -4,7 +4,7 @@ exim listens on two ports: one offering STARTTLS (certificate from a test CA)
 and AUTH, one offering neither.  ``submission`` is ``smtp`` on port 587 by
 default, so both types run the same cases against exim.  Hostile behaviour
 (garbage, endless replies, a broken STARTTLS) comes from hand-written servers
-(tests/peers/textfaults.py): exim does not misbehave on demand.
+(tests/peers/hostile.py): exim does not misbehave on demand.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from typing import Any
 import pytest
 from tests.peers import free_port
 from tests.peers.exim import PASSWORD, USER, Exim, start_exim
-from tests.peers.faults import serve
-from tests.peers.textfaults import endless_line, endless_lines, open_fds, paused, script, stall
+from tests.peers.hostile import endless_line, endless_lines, open_fds, paused, script, serve, stall
 
 import lvscheck
 from lvscheck import CheckSpec, OptionError, Result, State, Target

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.daemon.realservers import RealNginx
+from tests.peers.nginx import RealNginx
 
 pytestmark = [
     pytest.mark.ipvs,
