@@ -87,6 +87,18 @@ def test_local_user_login(ftp: Vsftpd, check: Checks) -> None:
     assert r.reason == f"logged in as {USER}, fetched {FILE_NAME} ({len(FILE_BODY)} bytes)"
 
 
+def test_local_login_after_a_run_that_left_the_user_homeless(tmp_path: Path, check: Checks) -> None:
+    """An earlier run (or an older fixture) left the user with a home that no longer exists."""
+    if subprocess.run(["getent", "passwd", USER], capture_output=True).returncode != 0:
+        pytest.skip(f"no user {USER} yet: no earlier run to imitate")
+    gone = tmp_path / "removed-home"
+    subprocess.run(["usermod", "-d", str(gone), USER], check=True, capture_output=True)
+    (tmp_path / "vsftpd").mkdir()
+    with start_vsftpd(tmp_path / "vsftpd") as server:
+        r = check("ftp", server.port, login=USER, passwd=PASSWORD, request=FILE_NAME)
+    assert r.state is State.UP, r.reason
+
+
 def test_password_from_a_file_or_the_environment(
     ftp: Vsftpd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, check: Checks
 ) -> None:
