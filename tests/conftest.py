@@ -13,6 +13,7 @@ weight overrides it::
 from __future__ import annotations
 
 import pytest
+from tests.peers import sweep_leftovers
 from tests.runcheck import Checks
 
 
@@ -20,3 +21,8 @@ from tests.runcheck import Checks
 def check() -> Checks:
     """Run one check against 127.0.0.1 (or ``host=``): ``check("ftp", port, login="x")``."""
     return Checks()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Remove the server directories that a killed earlier run left under /tmp."""
+    sweep_leftovers()

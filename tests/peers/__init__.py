@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,7 +28,21 @@ from typing import Any
 
 import pytest
 
-__all__ = ["Server", "free_port", "require_binary", "running", "spawn", "wait_for_port"]
+__all__ = [
+    "Server",
+    "free_port",
+    "own_tmpdir",
+    "require_binary",
+    "running",
+    "spawn",
+    "sweep_leftovers",
+    "wait_for_port",
+]
+
+#: Every directory a peer makes outside pytest's own temp dirs starts so (see :func:`own_tmpdir`).
+TMP_PREFIX = "lvscheck-peer-"
+#: A peer directory this old is a leftover of a killed run (a CI run lasts at most 90 minutes).
+LEFTOVER_AGE = 6 * 3600
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -47,6 +62,32 @@ def spawn(argv: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
     setpriv = shutil.which("setpriv")
     prefix = [setpriv, "--pdeathsig", "KILL"] if setpriv else []
     return subprocess.Popen([*prefix, *argv], **popen)
+
+
+def own_tmpdir(name: str) -> Path:
+    """A fresh directory under /tmp for one server (mode 0700; the caller opens it up as needed).
+
+    For servers that drop privileges: pytest's temp dirs sit under a 0700 directory
+    they could not enter.  Each peer removes its directory when it stops; what a
+    killed run left is removed by :func:`sweep_leftovers` at the next start.
+    """
+    return Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-"))
+
+
+def sweep_leftovers(older_than: float = LEFTOVER_AGE) -> list[Path]:
+    """Remove the peer directories of runs that ended without cleaning up; returns them.
+
+    Only directories older than ``older_than`` seconds, so those of a run going on
+    beside this one (another checkout on the same machine) are left alone.
+    """
+    removed = []
+    limit = time.time() - older_than
+    for path in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink() and path.stat().st_mtime < limit:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
 
 
 def require_binary(*candidates: str) -> str:

@@ -16,13 +16,12 @@ import contextlib
 import os
 import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import trustme
-from tests.peers import Server, free_port, require_binary, running, wait_for_port
+from tests.peers import Server, free_port, own_tmpdir, require_binary, running, wait_for_port
 from tests.peers.hostile import process_tree
 
 __all__ = ["PASSWORD", "USER", "Dovecot", "start_dovecot"]
@@ -133,7 +132,7 @@ def start_dovecot(workdir: Path) -> Iterator[Dovecot]:
     it could not enter; so the files live in a fresh world-traversable directory,
     removed afterwards.
     """
-    own = Path(tempfile.mkdtemp(prefix="lvscheck-dovecot-"))
+    own = own_tmpdir("dovecot")
     own.chmod(0o755)
     try:
         with _start_dovecot(own) as server:

@@ -13,7 +13,6 @@ import atexit
 import contextlib
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.peers import Server, free_port, require_binary, running
+from tests.peers import Server, free_port, own_tmpdir, require_binary, running
 
 __all__ = [
     "ROOT_PASSWORD",
@@ -47,7 +46,7 @@ def _template_dir() -> Path:
     if _template is None:
         installer = require_binary("mariadb-install-db", "mysql_install_db")
         require_binary("mariadbd", "/usr/sbin/mariadbd")
-        base = Path(tempfile.mkdtemp(prefix="lvscheck-mariadb-template-"))
+        base = own_tmpdir("mariadb-template")
         subprocess.run(
             [
                 installer,
@@ -126,7 +125,7 @@ def _mariadbd(
     name: str, extra: list[str], *, root_password: bool = False, tls: bool = False
 ) -> Iterator[MariaDB]:
     template = _template_dir()
-    workdir = Path(tempfile.mkdtemp(prefix=f"lvscheck-mariadb-{name}-"))
+    workdir = own_tmpdir(f"mariadb-{name}")
     shutil.copytree(template, workdir / "data")
     if tls:
         extra = [*extra, *_tls_options(workdir)]

@@ -16,12 +16,11 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.peers import Server, free_port, require_binary, running
+from tests.peers import Server, free_port, own_tmpdir, require_binary, running
 
 __all__ = ["FILE_BODY", "FILE_NAME", "PASSWORD", "USER", "Vsftpd", "start_vsftpd"]
 
@@ -69,7 +68,7 @@ def start_vsftpd(workdir: Path) -> Iterator[Vsftpd]:
     binary = require_binary("/usr/sbin/vsftpd", "vsftpd")
     # The local user must reach its root after vsftpd drops to its uid, and pytest's
     # temp dirs sit under a 0700 directory: the served files live in their own /tmp dir.
-    root = Path(tempfile.mkdtemp(prefix="lvscheck-ftp-"))
+    root = own_tmpdir("ftp")
     empty = workdir / "empty"
     empty.mkdir()
     (root / FILE_NAME).write_bytes(FILE_BODY)
