@@ -126,6 +126,17 @@ def _mariadbd(
 ) -> Iterator[MariaDB]:
     template = _template_dir()
     workdir = own_tmpdir(f"mariadb-{name}")
+    try:
+        with _mariadbd_in(workdir, template, extra, root_password=root_password, tls=tls) as db:
+            yield db
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _mariadbd_in(
+    workdir: Path, template: Path, extra: list[str], *, root_password: bool, tls: bool
+) -> Iterator[MariaDB]:
     shutil.copytree(template, workdir / "data")
     if tls:
         extra = [*extra, *_tls_options(workdir)]
@@ -143,14 +154,11 @@ def _mariadbd(
         "--innodb-buffer-pool-size=16M",
         *extra,
     ]
-    try:
-        with running(argv, port, workdir) as server:
-            db = MariaDB(server, port, workdir, workdir / "ca.pem" if tls else None)
-            if root_password:
-                _set_root_password(port)
-            yield db
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with running(argv, port, workdir) as server:
+        db = MariaDB(server, port, workdir, workdir / "ca.pem" if tls else None)
+        if root_password:
+            _set_root_password(port)
+        yield db
 
 
 def _set_root_password(port: int, timeout: float = 30.0) -> None:

@@ -68,46 +68,46 @@ def start_vsftpd(workdir: Path) -> Iterator[Vsftpd]:
     binary = require_binary("/usr/sbin/vsftpd", "vsftpd")
     # The local user must reach its root after vsftpd drops to its uid, and pytest's
     # temp dirs sit under a 0700 directory: the served files live in their own /tmp dir.
-    root = own_tmpdir("ftp")
     empty = workdir / "empty"
     empty.mkdir()
-    (root / FILE_NAME).write_bytes(FILE_BODY)
-    (root / "large.bin").write_bytes(b"x" * (200 * 1024) + b"MARKER-AT-THE-END")
-    os.chmod(workdir, 0o755)
-    os.chmod(root, 0o555)  # vsftpd refuses a writable chroot
-    _ensure_user()
-    port = free_port()
-    pasv = free_port()
-    conf = workdir / "vsftpd.conf"
-    conf.write_text(
-        "\n".join(
-            [
-                "listen=YES",
-                "listen_ipv6=NO",
-                "listen_address=127.0.0.1",
-                f"listen_port={port}",
-                "background=NO",
-                "anonymous_enable=YES",
-                f"anon_root={root}",
-                "no_anon_password=YES",
-                "local_enable=YES",
-                f"local_root={root}",
-                "chroot_local_user=YES",
-                "pam_service_name=vsftpd",
-                f"secure_chroot_dir={empty}",
-                "pasv_enable=YES",
-                "pasv_address=127.0.0.1",
-                f"pasv_min_port={pasv}",
-                f"pasv_max_port={pasv}",
-                "port_enable=NO",
-                f"vsftpd_log_file={workdir / 'vsftpd.log'}",
-                "xferlog_enable=NO",
-                "max_per_ip=0",
-                "",
-            ]
-        )
-    )
+    root = own_tmpdir("ftp")
     try:
+        (root / FILE_NAME).write_bytes(FILE_BODY)
+        (root / "large.bin").write_bytes(b"x" * (200 * 1024) + b"MARKER-AT-THE-END")
+        os.chmod(workdir, 0o755)
+        os.chmod(root, 0o555)  # vsftpd refuses a writable chroot
+        _ensure_user()
+        port = free_port()
+        pasv = free_port()
+        conf = workdir / "vsftpd.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    "listen=YES",
+                    "listen_ipv6=NO",
+                    "listen_address=127.0.0.1",
+                    f"listen_port={port}",
+                    "background=NO",
+                    "anonymous_enable=YES",
+                    f"anon_root={root}",
+                    "no_anon_password=YES",
+                    "local_enable=YES",
+                    f"local_root={root}",
+                    "chroot_local_user=YES",
+                    "pam_service_name=vsftpd",
+                    f"secure_chroot_dir={empty}",
+                    "pasv_enable=YES",
+                    "pasv_address=127.0.0.1",
+                    f"pasv_min_port={pasv}",
+                    f"pasv_max_port={pasv}",
+                    "port_enable=NO",
+                    f"vsftpd_log_file={workdir / 'vsftpd.log'}",
+                    "xferlog_enable=NO",
+                    "max_per_ip=0",
+                    "",
+                ]
+            )
+        )
         with running([binary, str(conf)], port, workdir) as server:
             yield Vsftpd(port, root, server)
     finally:
