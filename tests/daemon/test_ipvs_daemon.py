@@ -261,6 +261,8 @@ def test_kill_9_and_restart_never_drains_a_healthy_real(daemon: Daemon) -> None:
         daemon.start()
         wait(lambda: bool(daemon.status()["checks"]), 20, "checks after the restart")
         time.sleep(2.0)
+        # each sample is an ipvsadm run: on a loaded machine 2 s may hold fewer than 20
+        wait(lambda: len(samples) > 20, 20, "20 samples of the table")
     finally:
         stop.set()
         t.join()
