@@ -30,6 +30,7 @@ from lvscheck.cli.argtypes import (
     Executable,
     FileToWrite,
     ListenAddress,
+    LogDestination,
     NonEmpty,
     Number,
     RelayAddress,
@@ -96,7 +97,7 @@ def _bad_values(flag: Flag, tmp: Path) -> list[str]:
             values.append("1.5")
         return [v for v in dict.fromkeys(values) if not _accepted(kind, v)]
     if isinstance(kind, FileToWrite):
-        values = ["", f"{MISSING_DIR}/file", str(tmp)]
+        values = ["" if not kind.off else "   ", f"{MISSING_DIR}/file", str(tmp)]
         if kind.socket:
             values.append(str(tmp / ("s" * (UNIX_PATH_MAX + 1))))
         return values
@@ -107,6 +108,8 @@ def _bad_values(flag: Flag, tmp: Path) -> list[str]:
         return ["", f"{MISSING_DIR}/prog", "no-such-program-lvscheck", str(plain), str(tmp)]
     if isinstance(kind, ListenAddress):
         return ["", "abc", "0", "-1", "65536", "99999999999999999999", "127.0.0.1:", "bad host!:9100"]
+    if isinstance(kind, LogDestination):
+        return ["", "nosuchfacility", "relative/file.log", f"{MISSING_DIR}/lvscheck.log", str(tmp)]
     if isinstance(kind, RelayAddress):
         return ["", "bad host!", "127.0.0.1:0", "127.0.0.1:99999", "127.0.0.1:abc"]
     if isinstance(kind, NonEmpty):

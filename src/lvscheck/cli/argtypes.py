@@ -63,16 +63,21 @@ class FileToWrite(NonEmpty):
 
     ``made_by_lvscheck`` is a path whose directory lvscheck creates itself (the
     default control socket under /run); ``socket`` limits the length to what a
-    Unix socket can bind.
+    Unix socket can bind; with ``off``, an empty value means no file at all.
     """
 
     __name__ = "file name"
 
-    def __init__(self, *, socket: bool = False, made_by_lvscheck: str | None = None) -> None:
+    def __init__(
+        self, *, socket: bool = False, made_by_lvscheck: str | None = None, off: bool = False
+    ) -> None:
         self.socket = socket
         self.made_by_lvscheck = made_by_lvscheck
+        self.off = off  # an empty value turns the file off
 
     def __call__(self, text: str) -> str:
+        if self.off and text == "":
+            return text
         super().__call__(text)
         if self.socket and len(os.fsencode(text)) > UNIX_PATH_MAX:
             raise argparse.ArgumentTypeError(

@@ -43,9 +43,9 @@ def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentPars
     daemon.add_argument(
         "--control",
         default=DEFAULT_CONTROL,
-        type=FileToWrite(socket=True, made_by_lvscheck=DEFAULT_CONTROL),
+        type=FileToWrite(socket=True, made_by_lvscheck=DEFAULT_CONTROL, off=True),
         metavar="PATH",
-        help="status socket",
+        help="status socket ('': none)",
     )
     daemon.add_argument(
         "--metrics",
