@@ -116,12 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # The reader went away (``lvscheck status | head -1``): stop quietly, as cat and grep do,
-        # with the status of a process ended by SIGPIPE.
+        # The reader went away (``lvscheck checks | head -1``): it had what it wanted, so stop
+        # quietly and successfully, as ``status --watch`` does (cli/status_view.py).
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+        return 0
 
 
 def _dispatch(args: Any, parser: argparse.ArgumentParser | None) -> int:

@@ -15,8 +15,11 @@ import shutil
 
 __all__ = [
     "UNIX_PATH_MAX",
+    "Directory",
     "Executable",
+    "ExistingFile",
     "FileToWrite",
+    "GroupName",
     "ListenAddress",
     "NonEmpty",
     "Number",
@@ -173,3 +176,45 @@ class LogDestination(NonEmpty):
                 "nor none"
             )
         return FileToWrite()(text)
+
+
+class Directory(NonEmpty):
+    """A directory lvscheck keeps files in; made on first use if missing, but not a file."""
+
+    __name__ = "directory"
+
+    def __call__(self, text: str) -> str:
+        super().__call__(text)
+        if os.path.exists(text) and not os.path.isdir(text):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
+        return text
+
+
+class ExistingFile(NonEmpty):
+    """A file lvscheck reads: it must exist and be a file."""
+
+    __name__ = "file"
+
+    def __call__(self, text: str) -> str:
+        super().__call__(text)
+        if os.path.isdir(text):
+            raise argparse.ArgumentTypeError(f"{text!r} is a directory, not a file")
+        if not os.path.isfile(text):
+            raise argparse.ArgumentTypeError(f"{text!r}: no such file")
+        return text
+
+
+class GroupName(NonEmpty):
+    """A group of this system (``/etc/group`` or NSS)."""
+
+    __name__ = "group"
+
+    def __call__(self, text: str) -> str:
+        import grp
+
+        super().__call__(text)
+        try:
+            grp.getgrnam(text)
+        except KeyError:
+            raise argparse.ArgumentTypeError(f"{text!r}: no such group") from None
+        return text

@@ -22,8 +22,11 @@ log = logging.getLogger("lvscheck.daemon")
 
 def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentParser) -> None:
     from lvscheck.cli.argtypes import (
+        Directory,
         Executable,
+        ExistingFile,
         FileToWrite,
+        GroupName,
         ListenAddress,
         LogDestination,
         NonEmpty,
@@ -55,17 +58,20 @@ def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentPars
     )
     daemon.add_argument(
         "--control-group",
+        type=GroupName(),
         metavar="GROUP",
         help="members of GROUP may use the control socket too (mode 0660; default: root only)",
     )
     daemon.add_argument(
         "--state-dir",
         default=DEFAULT_STATE_DIR,
+        type=Directory(),
         metavar="DIR",
         help=f"where drained reals and reals in maintenance are kept ({DEFAULT_STATE_DIR})",
     )
     daemon.add_argument(
         "--http-tokens",
+        type=ExistingFile(),
         metavar="FILE",
         help="lines 'NAME TOKEN': allows POST /action with that bearer token (default: HTTP is read-only)",
     )
@@ -136,7 +142,9 @@ def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentPars
     status.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
     status.add_argument("--reload", action="store_true", help="ask the daemon to reload its config")
     status.add_argument("--watch", action="store_true", help="redraw the table in place until Ctrl-C")
-    status.add_argument("--interval", type=float, default=2.0, metavar="S", help="--watch: every S s (2)")
+    status.add_argument(
+        "--interval", type=Number(float, 0.1, 3600), default=2.0, metavar="S", help="--watch: every S s (2)"
+    )
 
 
 def command_daemon(args: argparse.Namespace) -> int:
