@@ -47,7 +47,7 @@ def _template_dir() -> Path:
         installer = require_binary("mariadb-install-db", "mysql_install_db")
         require_binary("mariadbd", "/usr/sbin/mariadbd")
         base = own_tmpdir("mariadb-template")
-        subprocess.run(
+        done = subprocess.run(
             [
                 installer,
                 "--no-defaults",
@@ -56,9 +56,12 @@ def _template_dir() -> Path:
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
             ],
-            check=True,
             capture_output=True,
         )
+        if done.returncode != 0:
+            shutil.rmtree(base, ignore_errors=True)
+            output = (done.stdout + done.stderr).decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{installer} exited with {done.returncode}:\n{output}")
         atexit.register(shutil.rmtree, base, ignore_errors=True)
         _template = base / "data"
     return _template
