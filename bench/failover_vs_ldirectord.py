@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.daemon.realservers import RealNginx
+from tests.peers.nginx import RealNginx
 
 from lvscheck.adapters.ipvs.netlink import NetlinkIPVS
 from lvscheck.adapters.ipvs.table import ServiceKey

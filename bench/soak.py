@@ -4,7 +4,7 @@ Each batch of 10,000 checks, run through one ``Engine`` with prepared checks reu
 8,500 ``http`` against local nginx (request=/test.html receive='Still alive'),
 500 ``https`` against it (verified with the test CA), 500 to a closed port
 ("connection refused") and 500 to a server that accepts and stalls (timed out
-at a 0.1 s deadline; tests/peers/faults.py).  After each batch the open fds and
+at a 0.1 s deadline; tests/peers/hostile.py).  After each batch the open fds and
 the RSS and the number of objects the garbage collector tracks are sampled; the
 table is printed and the run fails (exit 1) if the last sample is above the
 highest one of the first half (batch 1 excluded: imports, the TLS context) by any
@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.peers import free_port
-from tests.peers.faults import serve
+from tests.peers.hostile import serve
 from tests.peers.nginx import start_nginx
 
 from lvscheck import CheckSpec, Engine, Target

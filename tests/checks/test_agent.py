@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from tests.peers import free_port
-from tests.peers.faults import serve
+from tests.peers.hostile import serve
 from tests.peers.nginx import Nginx
 
 import lvscheck

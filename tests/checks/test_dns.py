@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 from tests.peers import Server, free_port
-from tests.peers.hostile_servers import open_fds, tcp_server, udp_server
+from tests.peers.hostile import open_fds, serve, udp_server
 from tests.peers.unbound import BIG_TXT_STRINGS, start_unbound
+from tests.runcheck import Checks
 
 import lvscheck
-from lvscheck import CheckSpec, Result, State, Target
+from lvscheck import CheckSpec, State, Target
 from lvscheck.errors import OptionError
 
 pytestmark = pytest.mark.peer
@@ -31,55 +32,50 @@ def unbound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
 
 
-def run(port: int, **options: str) -> Result:
-    [result] = lvscheck.run_checks([CheckSpec("dns", Target("127.0.0.1", port), options)])
-    return result
-
-
 @pytest.mark.parametrize("protocol", ["udp", "tcp"])
-def test_a_record_up(unbound: Server, protocol: str) -> None:
-    r = run(unbound.port, request="www.example.test A", receive=r"^127\.0\.0\.9$", protocol=protocol)
+def test_a_record_up(unbound: Server, protocol: str, check: Checks) -> None:
+    r = check("dns", unbound.port, request="www.example.test A", receive=r"^127\.0\.0\.9$", protocol=protocol)
     assert r.state is State.UP, r.reason
     assert "127.0.0.9" in r.reason
     assert protocol.upper() in r.reason
     assert r.details["rcode"] == "NOERROR"
 
 
-def test_default_type_is_a_and_txt_receive(unbound: Server) -> None:
-    assert run(unbound.port, request="www.example.test").state is State.UP
-    r = run(unbound.port, request="www.example.test TXT", receive="hello lvscheck")
+def test_default_type_is_a_and_txt_receive(unbound: Server, check: Checks) -> None:
+    assert check("dns", unbound.port, request="www.example.test").state is State.UP
+    r = check("dns", unbound.port, request="www.example.test TXT", receive="hello lvscheck")
     assert r.state is State.UP, r.reason
 
 
-def test_ip_request_asks_ptr_as_ldirectord(unbound: Server) -> None:
-    r = run(unbound.port, request="127.0.0.9", receive="www.example.test")
+def test_ip_request_asks_ptr_as_ldirectord(unbound: Server, check: Checks) -> None:
+    r = check("dns", unbound.port, request="127.0.0.9", receive="www.example.test")
     assert r.state is State.UP, r.reason
     assert "PTR" in r.reason
 
 
-def test_receive_not_found_is_down(unbound: Server) -> None:
-    r = run(unbound.port, request="www.example.test A", receive="10.1.2.3")
+def test_receive_not_found_is_down(unbound: Server, check: Checks) -> None:
+    r = check("dns", unbound.port, request="www.example.test A", receive="10.1.2.3")
     assert r.state is State.DOWN
     assert "'10.1.2.3' not found" in r.reason
     assert "127.0.0.9" in r.reason
 
 
 @pytest.mark.parametrize("protocol", ["udp", "tcp"])
-def test_nxdomain_is_down_with_rcode(unbound: Server, protocol: str) -> None:
-    r = run(unbound.port, request="nope.example.test A", protocol=protocol)
+def test_nxdomain_is_down_with_rcode(unbound: Server, protocol: str, check: Checks) -> None:
+    r = check("dns", unbound.port, request="nope.example.test A", protocol=protocol)
     assert r.state is State.DOWN
     assert r.reason.startswith("NXDOMAIN for nope.example.test.")
     assert r.details["rcode"] == "NXDOMAIN"
 
 
-def test_no_answer_is_down(unbound: Server) -> None:
-    r = run(unbound.port, request="www.example.test AAAA")
+def test_no_answer_is_down(unbound: Server, check: Checks) -> None:
+    r = check("dns", unbound.port, request="www.example.test AAAA")
     assert r.state is State.DOWN
     assert "NOERROR but no answer records" in r.reason
 
 
-def test_truncated_udp_answer_is_asked_again_over_tcp(unbound: Server) -> None:
-    r = run(unbound.port, request="big.example.test TXT", receive=f"{BIG_TXT_STRINGS - 1:03d}x")
+def test_truncated_udp_answer_is_asked_again_over_tcp(unbound: Server, check: Checks) -> None:
+    r = check("dns", unbound.port, request="big.example.test TXT", receive=f"{BIG_TXT_STRINGS - 1:03d}x")
     assert r.state is State.UP, r.reason
     assert "asked again over TCP" in r.reason
 
@@ -95,21 +91,21 @@ def test_bad_options() -> None:
             lvscheck.run_checks([CheckSpec("dns", Target("127.0.0.1", 53), {"request": "x", **options})])
 
 
-def test_udp_port_unreachable_is_down_promptly() -> None:
+def test_udp_port_unreachable_is_down_promptly(check: Checks) -> None:
     port = free_port(socket.SOCK_DGRAM)
-    r = run(port, request="www.example.test", checktimeout="3")
+    r = check("dns", port, request="www.example.test", checktimeout="3")
     assert r.state is State.DOWN
     assert "ICMP port unreachable" in r.reason
     assert r.latency < 0.5
 
 
-def test_tcp_refused_is_down() -> None:
-    r = run(free_port(), request="www.example.test", protocol="tcp")
+def test_tcp_refused_is_down(check: Checks) -> None:
+    r = check("dns", free_port(), request="www.example.test", protocol="tcp")
     assert r.state is State.DOWN
     assert r.reason == "connection refused"
 
 
-def test_udp_silence_is_down_at_the_deadline_after_retransmits() -> None:
+def test_udp_silence_is_down_at_the_deadline_after_retransmits(check: Checks) -> None:
     seen: list[bytes] = []
 
     def silent(data: bytes) -> list[bytes]:
@@ -118,7 +114,7 @@ def test_udp_silence_is_down_at_the_deadline_after_retransmits() -> None:
 
     with udp_server(silent) as port:
         t0 = time.monotonic()
-        r = run(port, request="www.example.test", negotiatetimeout="2.5")
+        r = check("dns", port, request="www.example.test", negotiatetimeout="2.5")
     assert r.state is State.DOWN
     assert r.reason.startswith("timed out after 2.5 s waiting for the answer to www.example.test. A over UDP")
     assert 2.4 < time.monotonic() - t0 < 3.5
@@ -135,14 +131,14 @@ def test_udp_silence_is_down_at_the_deadline_after_retransmits() -> None:
     ],
     ids=["garbage", "cut-short", "wrong-id"],
 )
-def test_garbage_or_truncated_udp_reply_is_down(reply: object, reason: str) -> None:
+def test_garbage_or_truncated_udp_reply_is_down(reply: object, reason: str, check: Checks) -> None:
     with udp_server(reply) as port:  # type: ignore[arg-type]
-        r = run(port, request="www.example.test")
+        r = check("dns", port, request="www.example.test")
     assert r.state is State.DOWN
     assert reason in r.reason
 
 
-def test_tcp_stall_endless_and_cut_short_are_down() -> None:
+def test_tcp_stall_endless_and_cut_short_are_down(check: Checks) -> None:
     async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(30)
 
@@ -159,17 +155,17 @@ def test_tcp_stall_endless_and_cut_short_are_down() -> None:
         await writer.drain()
 
     before = open_fds()
-    with tcp_server(stall) as port:
-        r = run(port, request="www.example.test", protocol="tcp", negotiatetimeout="1")
+    with serve(stall) as port:
+        r = check("dns", port, request="www.example.test", protocol="tcp", negotiatetimeout="1")
         assert r.state is State.DOWN
         assert r.reason.startswith("timed out after 1 s waiting for the answer")
-    with tcp_server(endless) as port:
-        r = run(port, request="www.example.test", protocol="tcp", negotiatetimeout="3")
+    with serve(endless) as port:
+        r = check("dns", port, request="www.example.test", protocol="tcp", negotiatetimeout="3")
         assert r.state is State.DOWN
         assert "garbled DNS reply" in r.reason, r.reason
         assert r.latency < 1
-    with tcp_server(cut) as port:
-        r = run(port, request="www.example.test", protocol="tcp")
+    with serve(cut) as port:
+        r = check("dns", port, request="www.example.test", protocol="tcp")
         assert r.state is State.DOWN
         assert "connection closed by the server" in r.reason
     assert open_fds() <= before

@@ -4,7 +4,7 @@ vsftpd answers a wrong password after PAM's fail delay (about 3 s): with the
 default 5 s deadline the verdict must still be "login failed", and with a
 shorter one the timeout must say that the server was deciding about PASS.
 Hostile behaviour (garbage, endless lines, a broken PASV) comes from hand-written
-servers (tests/peers/textfaults.py), since vsftpd does not misbehave on demand.
+servers (tests/peers/hostile.py), since vsftpd does not misbehave on demand.
 """
 
 from __future__ import annotations
@@ -13,19 +13,18 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.peers import free_port
-from tests.peers.faults import serve
-from tests.peers.textfaults import endless_line, endless_lines, open_fds, paused, script, stall
+from tests.peers.hostile import endless_line, endless_lines, open_fds, paused, script, serve, stall
 from tests.peers.vsftpd import FILE_BODY, FILE_NAME, PASSWORD, USER, Vsftpd, start_vsftpd
+from tests.runcheck import Checks
 
 import lvscheck
-from lvscheck import CheckSpec, OptionError, Result, State, Target
+from lvscheck import CheckSpec, OptionError, State, Target
 
 pytestmark = pytest.mark.peer
 
@@ -38,36 +37,25 @@ def ftp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vsftpd]:
         yield server
 
 
-def check(port: int, **options: Any) -> Result:
-    [result] = lvscheck.run_checks([CheckSpec("ftp", Target("127.0.0.1", port), options)])
-    return result
-
-
-def timed(port: int, **options: Any) -> tuple[Result, float]:
-    t0 = time.monotonic()
-    result = check(port, **options)
-    return result, time.monotonic() - t0
-
-
 # -- the real server --------------------------------------------------------------------------------
 
 
-def test_anonymous_login_is_up(ftp: Vsftpd) -> None:
-    r = check(ftp.port)
+def test_anonymous_login_is_up(ftp: Vsftpd, check: Checks) -> None:
+    r = check("ftp", ftp.port)
     assert r.state is State.UP
     assert r.reason == "logged in as anonymous"
     assert r.latency < 1
 
 
-def test_retr_and_receive(ftp: Vsftpd) -> None:
-    r = check(ftp.port, request=FILE_NAME, receive="Still alive")
+def test_retr_and_receive(ftp: Vsftpd, check: Checks) -> None:
+    r = check("ftp", ftp.port, request=FILE_NAME, receive="Still alive")
     assert r.state is State.UP
     assert r.reason == f"logged in as anonymous, 'Still alive' found in {FILE_NAME}"
     assert r.details["bytes"] == len(FILE_BODY)
 
 
-def test_receive_not_in_file_is_down(ftp: Vsftpd) -> None:
-    r = check(ftp.port, request=FILE_NAME, receive="Gone away")
+def test_receive_not_in_file_is_down(ftp: Vsftpd, check: Checks) -> None:
+    r = check("ftp", ftp.port, request=FILE_NAME, receive="Gone away")
     assert r.state is State.DOWN
     assert (
         r.reason
@@ -75,80 +63,95 @@ def test_receive_not_in_file_is_down(ftp: Vsftpd) -> None:
     )
 
 
-def test_missing_file_is_down(ftp: Vsftpd) -> None:
-    r = check(ftp.port, request="no-such-file")
+def test_missing_file_is_down(ftp: Vsftpd, check: Checks) -> None:
+    r = check("ftp", ftp.port, request="no-such-file")
     assert r.state is State.DOWN
     assert r.reason == "RETR no-such-file failed: 550 Failed to open file."
 
 
-def test_large_file_read_is_bounded(ftp: Vsftpd) -> None:
+def test_large_file_read_is_bounded(ftp: Vsftpd, check: Checks) -> None:
     # the marker sits after 200 KiB: only maxsize (64 KiB by default) is read
-    r = check(ftp.port, request="large.bin", receive="MARKER-AT-THE-END")
+    r = check("ftp", ftp.port, request="large.bin", receive="MARKER-AT-THE-END")
     assert r.state is State.DOWN
     assert r.reason.endswith("not found in the first 64 KiB of large.bin")
     assert r.details["bytes"] == 64 * 1024
-    assert check(ftp.port, request="large.bin", receive="MARKER-AT-THE-END", maxsize="1m").state is State.UP
+    assert (
+        check("ftp", ftp.port, request="large.bin", receive="MARKER-AT-THE-END", maxsize="1m").state
+        is State.UP
+    )
 
 
-def test_local_user_login(ftp: Vsftpd) -> None:
-    r = check(ftp.port, login=USER, passwd=PASSWORD, request=FILE_NAME)
+def test_local_user_login(ftp: Vsftpd, check: Checks) -> None:
+    r = check("ftp", ftp.port, login=USER, passwd=PASSWORD, request=FILE_NAME)
     assert r.state is State.UP
     assert r.reason == f"logged in as {USER}, fetched {FILE_NAME} ({len(FILE_BODY)} bytes)"
 
 
+def test_local_login_after_a_run_that_left_the_user_homeless(tmp_path: Path, check: Checks) -> None:
+    """An earlier run (or an older fixture) left the user with a home that no longer exists."""
+    if subprocess.run(["getent", "passwd", USER], capture_output=True).returncode != 0:
+        pytest.skip(f"no user {USER} yet: no earlier run to imitate")
+    gone = tmp_path / "removed-home"
+    subprocess.run(["usermod", "-d", str(gone), USER], check=True, capture_output=True)
+    (tmp_path / "vsftpd").mkdir()
+    with start_vsftpd(tmp_path / "vsftpd") as server:
+        r = check("ftp", server.port, login=USER, passwd=PASSWORD, request=FILE_NAME)
+    assert r.state is State.UP, r.reason
+
+
 def test_password_from_a_file_or_the_environment(
-    ftp: Vsftpd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ftp: Vsftpd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, check: Checks
 ) -> None:
     (tmp_path / "pw").write_text(PASSWORD + "\n")
     monkeypatch.setenv("LVS_FTP_PW", PASSWORD)
-    assert check(ftp.port, login=USER, passwdfile=str(tmp_path / "pw")).state is State.UP
-    assert check(ftp.port, login=USER, passwdenv="LVS_FTP_PW").state is State.UP
+    assert check("ftp", ftp.port, login=USER, passwdfile=str(tmp_path / "pw")).state is State.UP
+    assert check("ftp", ftp.port, login=USER, passwdenv="LVS_FTP_PW").state is State.UP
     with pytest.raises(OptionError, match="give only one of passwd, passwdenv"):
-        check(ftp.port, login=USER, passwd="x", passwdenv="LVS_FTP_PW")
+        check("ftp", ftp.port, login=USER, passwd="x", passwdenv="LVS_FTP_PW")
 
 
-def test_wrong_password_says_login_failed_despite_the_servers_delay(ftp: Vsftpd) -> None:
-    r, took = timed(ftp.port, login=USER, passwd="wrong-password")
+def test_wrong_password_says_login_failed_despite_the_servers_delay(ftp: Vsftpd, check: Checks) -> None:
+    r, took = check.timed("ftp", ftp.port, login=USER, passwd="wrong-password")
     assert r.state is State.DOWN
     assert r.reason == "login failed: 530 Login incorrect."
     assert 2.0 < took < 5.0  # PAM's delay, inside the default 5 s deadline
     assert "wrong-password" not in r.reason
 
 
-def test_wrong_password_with_a_short_deadline_names_the_pass_step(ftp: Vsftpd) -> None:
-    r, took = timed(ftp.port, login=USER, passwd="wrong-password", negotiatetimeout="1")
+def test_wrong_password_with_a_short_deadline_names_the_pass_step(ftp: Vsftpd, check: Checks) -> None:
+    r, took = check.timed("ftp", ftp.port, login=USER, passwd="wrong-password", negotiatetimeout="1")
     assert r.state is State.DOWN
     assert r.reason.startswith("timed out after 1 s waiting for the reply to PASS")
     assert 0.9 < took < 1.5
 
 
-def test_non_anonymous_login_needs_a_password() -> None:
+def test_non_anonymous_login_needs_a_password(check: Checks) -> None:
     with pytest.raises(OptionError, match="login='someone' needs passwd"):
-        check(21, login="someone")
+        check("ftp", 21, login="someone")
     with pytest.raises(OptionError, match="receive= is searched in the file request= names"):
-        check(21, receive="x")
+        check("ftp", 21, receive="x")
 
 
 # -- refused, stalled, hostile -----------------------------------------------------------------------
 
 
-def test_refused() -> None:
-    r = check(free_port())
+def test_refused(check: Checks) -> None:
+    r = check("ftp", free_port())
     assert r.state is State.DOWN
     assert r.reason == "connection refused"
 
 
-def test_stalled_real_server_is_down_at_the_deadline(ftp: Vsftpd) -> None:
+def test_stalled_real_server_is_down_at_the_deadline(ftp: Vsftpd, check: Checks) -> None:
     with paused(ftp.server.pid):
-        r, took = timed(ftp.port, negotiatetimeout="1")
+        r, took = check.timed("ftp", ftp.port, negotiatetimeout="1")
     assert r.state is State.DOWN
     assert r.reason == "timed out after 1 s waiting for the banner"
     assert 0.9 < took < 1.5
 
 
-def test_accept_and_stall() -> None:
+def test_accept_and_stall(check: Checks) -> None:
     with serve(stall) as port:
-        r, took = timed(port, negotiatetimeout="0.5")
+        r, took = check.timed("ftp", port, negotiatetimeout="0.5")
     assert r.reason == "timed out after 0.5 s waiting for the banner"
     assert took < 1.0
 
@@ -204,9 +207,9 @@ HOSTILE: list[tuple[str, Any, dict[str, str], str]] = [
 @pytest.mark.parametrize(
     ("handler", "options", "reason"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE]
 )
-def test_hostile_servers(handler: Any, options: dict[str, str], reason: str) -> None:
+def test_hostile_servers(handler: Any, options: dict[str, str], reason: str, check: Checks) -> None:
     with serve(handler) as port:
-        r, took = timed(port, negotiatetimeout="2", **options)
+        r, took = check.timed("ftp", port, negotiatetimeout="2", **options)
     assert r.state is State.DOWN
     assert r.reason == reason
     assert took < 2.5
@@ -253,18 +256,18 @@ def test_ipv6_real_uses_epsv_and_its_own_address() -> None:
     assert b"PASV" not in seen
 
 
-def test_no_socket_leak(ftp: Vsftpd) -> None:
-    check(ftp.port)  # warm up: imports, the event loop's own descriptors
+def test_no_socket_leak(ftp: Vsftpd, check: Checks) -> None:
+    check("ftp", ftp.port)  # warm up: imports, the event loop's own descriptors
     before = open_fds()
     for _ in range(3):
-        check(ftp.port, request=FILE_NAME, receive="Still alive")
-        check(ftp.port, request="large.bin")
-        check(free_port())
+        check("ftp", ftp.port, request=FILE_NAME, receive="Still alive")
+        check("ftp", ftp.port, request="large.bin")
+        check("ftp", free_port())
         for _, handler, options, _ in HOSTILE:
             with serve(handler) as port:
-                check(port, negotiatetimeout="1", **options)
+                check("ftp", port, negotiatetimeout="1", **options)
     with paused(ftp.server.pid):
-        check(ftp.port, negotiatetimeout="0.3")
+        check("ftp", ftp.port, negotiatetimeout="0.3")
     assert open_fds() <= before
 
 

@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 from tests.peers import free_port
-from tests.peers.faults import serve
 from tests.peers.grpc_health import GrpcHealth, start_grpc_health
+from tests.peers.hostile import script, serve, stall
 from tests.peers.nginx import Nginx
-from tests.peers.textfaults import script, stall
 
 import lvscheck
 from lvscheck import CheckSpec, OptionError, Result, State, Target

@@ -1,6 +1,6 @@
 """Every check type against hostile servers, each run as a one-shot ``lvscheck run``: time, reason, RSS.
 
-The servers are hand-written (tests/peers/hostile_protocols.py, tests/peers/faults.py):
+The servers are hand-written (tests/peers/hostile_protocols.py, tests/peers/hostile.py):
 no real server floods, announces 4 GiB or speaks in control bytes on demand.  Each
 case runs ``lvscheck run --json`` in a child process (the shape ldirectord and Nagios
 use) and must be down within the deadline + 0.5 s with a one-line printable reason
@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.peers.faults import Handler, serve
+from tests.peers.hostile import Handler, serve, udp_server
 from tests.peers.hostile_protocols import CATALOGUE, CONTROL, endless, endless_lines, serving_elsewhere
-from tests.peers.hostile_servers import udp_server
 
 DEADLINE = 3.0  # generous: the machine is shared; the floods end on their limits long before
 RSS_LIMIT_KIB = 100 * 1024

@@ -17,7 +17,7 @@ import struct
 import time
 
 import pytest
-from tests.peers.faults import Handler, serve
+from tests.peers.hostile import Handler, serve
 
 import lvscheck
 from lvscheck import CheckSpec, Result, State, Target

@@ -10,24 +10,17 @@ ldirectord's values.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from tests.peers.nginx import LARGE_MARKER, Nginx
+from tests.runcheck import Checks
 
-import lvscheck
-from lvscheck import CheckSpec, OptionError, Result, State, Target
+from lvscheck import OptionError, State
 from lvscheck.checks._redirect import Hop, next_hop
 
 pytestmark = pytest.mark.peer
 
 
-def check(kind: str, port: int, **options: Any) -> Result:
-    [result] = lvscheck.run_checks([CheckSpec(kind, Target("127.0.0.1", port), options)])
-    return result
-
-
-def test_redirect_followed_on_the_real(nginx: Nginx) -> None:
+def test_redirect_followed_on_the_real(nginx: Nginx, check: Checks) -> None:
     r = check("http", nginx.http_port, request="/redirect", receive="Still alive", redirects="7")
     assert r.state is State.UP, r.reason
     assert r.reason == (
@@ -37,7 +30,7 @@ def test_redirect_followed_on_the_real(nginx: Nginx) -> None:
     assert check("http", nginx.http_port, request="/redirect", receive="Still alive").state is State.DOWN
 
 
-def test_redirect_to_another_host_is_not_followed(nginx: Nginx) -> None:
+def test_redirect_to_another_host_is_not_followed(nginx: Nginx, check: Checks) -> None:
     r = check("http", nginx.http_port, request="/redirect-away", redirects="7")
     assert r.state is State.DOWN
     assert r.reason == (
@@ -46,7 +39,7 @@ def test_redirect_to_another_host_is_not_followed(nginx: Nginx) -> None:
     )
 
 
-def test_redirect_to_the_virtualhost_goes_to_the_real(nginx: Nginx) -> None:
+def test_redirect_to_the_virtualhost_goes_to_the_real(nginx: Nginx, check: Checks) -> None:
     r = check(
         "http",
         nginx.http_port,
@@ -59,7 +52,7 @@ def test_redirect_to_the_virtualhost_goes_to_the_real(nginx: Nginx) -> None:
     assert r.reason.endswith(f"(after 1 redirect, at http://www.example.test:{nginx.http_port}/whoami)")
 
 
-def test_redirect_limit_is_lwps(nginx: Nginx) -> None:
+def test_redirect_limit_is_lwps(nginx: Nginx, check: Checks) -> None:
     r = check("http", nginx.http_port, request="/redirect-loop", redirects="7")
     assert r.state is State.DOWN
     assert r.reason.startswith("HTTP 307 after 7 redirects (the limit: redirects=7)")
@@ -67,13 +60,13 @@ def test_redirect_limit_is_lwps(nginx: Nginx) -> None:
         check("http", nginx.http_port, redirects="21")
 
 
-def test_maxbody_reads_past_64k(nginx: Nginx) -> None:
+def test_maxbody_reads_past_64k(nginx: Nginx, check: Checks) -> None:
     assert check("http", nginx.http_port, request="/large.html", receive=LARGE_MARKER).state is State.DOWN
     r = check("http", nginx.http_port, request="/large.html", receive=LARGE_MARKER, maxbody="1m")
     assert r.state is State.UP, r.reason
 
 
-def test_tlsverify_chain_accepts_a_name_that_does_not_match(nginx: Nginx) -> None:
+def test_tlsverify_chain_accepts_a_name_that_does_not_match(nginx: Nginx, check: Checks) -> None:
     ca = str(nginx.cafile)
     r = check("https", nginx.wrongname_port, request="/test.html", cafile=ca)
     assert r.state is State.DOWN

@@ -13,24 +13,18 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.peers import free_port
 from tests.peers.nginx import LARGE_MARKER, Nginx, start_nginx
+from tests.runcheck import Checks
 
-import lvscheck
-from lvscheck import CheckSpec, OptionError, Result, State, Target
+from lvscheck import OptionError, State
 
 pytestmark = pytest.mark.peer
 
 LVSCHECK = str(Path(sys.executable).parent / "lvscheck")
 SEED = {"request": "/test.html", "receive": "Still alive"}
-
-
-def check(kind: str, port: int, *, host: str = "127.0.0.1", weight: int = 1, **options: Any) -> Result:
-    [result] = lvscheck.run_checks([CheckSpec(kind, Target(host, port, weight=weight), options)])
-    return result
 
 
 def cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -44,7 +38,7 @@ def tls(ng: Nginx, **extra: str) -> dict[str, str]:
 # -- plain HTTP: the seed's case and the status/receive verdicts ------------------------------------
 
 
-def test_seed_case_is_up(nginx: Nginx) -> None:
+def test_seed_case_is_up(nginx: Nginx, check: Checks) -> None:
     r = check("http", nginx.http_port, **SEED)
     assert r.state is State.UP
     assert r.weight == 1
@@ -81,7 +75,7 @@ def test_cli_json_fields(nginx: Nginx) -> None:
     assert 0 < out["latency_ms"] < 1000
 
 
-def test_receive_not_found(nginx: Nginx) -> None:
+def test_receive_not_found(nginx: Nginx, check: Checks) -> None:
     r = check("http", nginx.http_port, request="/test.html", receive="Dead already")
     assert r.state is State.DOWN
     assert r.weight == 0
@@ -91,7 +85,7 @@ def test_receive_not_found(nginx: Nginx) -> None:
     assert json.loads(p.stdout)["state"] == "down"
 
 
-def test_receive_is_a_regex(nginx: Nginx) -> None:
+def test_receive_is_a_regex(nginx: Nginx, check: Checks) -> None:
     assert (
         check("http", nginx.http_port, request="/test.html", receive=r"^Still\s+al[iI]ve\Z").state
         is State.DOWN
@@ -100,7 +94,7 @@ def test_receive_is_a_regex(nginx: Nginx) -> None:
     assert r.state is State.UP
 
 
-def test_503_is_down(nginx: Nginx) -> None:
+def test_503_is_down(nginx: Nginx, check: Checks) -> None:
     r = check("http", nginx.http_port, request="/down")
     assert r.state is State.DOWN
     assert r.reason.startswith("HTTP 503 Service Temporarily Unavailable")
@@ -113,7 +107,7 @@ def test_503_is_down(nginx: Nginx) -> None:
     assert check("http", nginx.http_port, request="/down", status="503").state is State.UP
 
 
-def test_redirect_is_not_followed(nginx: Nginx) -> None:
+def test_redirect_is_not_followed(nginx: Nginx, check: Checks) -> None:
     r = check("http", nginx.http_port, request="/redirect", receive="Still alive")
     assert r.state is State.DOWN
     assert "HTTP 302" in r.reason
@@ -125,13 +119,13 @@ def test_redirect_is_not_followed(nginx: Nginx) -> None:
     assert "not found" in r.reason
 
 
-def test_missing_page_404(nginx: Nginx) -> None:
+def test_missing_page_404(nginx: Nginx, check: Checks) -> None:
     r = check("http", nginx.http_port, request="/nope.html")
     assert r.state is State.DOWN
     assert r.reason.startswith("HTTP 404 Not Found")
 
 
-def test_head(nginx: Nginx) -> None:
+def test_head(nginx: Nginx, check: Checks) -> None:
     r = check("http", nginx.http_port, request="/test.html", httpmethod="HEAD")
     assert r.state is State.UP
     assert r.reason == "HTTP 200 OK"
@@ -140,7 +134,7 @@ def test_head(nginx: Nginx) -> None:
         check("http", nginx.http_port, request="/test.html", httpmethod="HEAD", receive="x")
 
 
-def test_large_body_read_is_bounded(nginx: Nginx) -> None:
+def test_large_body_read_is_bounded(nginx: Nginx, check: Checks) -> None:
     r = check("http", nginx.http_port, request="/large.html", receive=LARGE_MARKER)
     assert r.state is State.DOWN
     assert r.reason == f"HTTP 200 OK, but '{LARGE_MARKER}' not found in the first 64 KiB of the body"
@@ -148,7 +142,7 @@ def test_large_body_read_is_bounded(nginx: Nginx) -> None:
     assert r.state is State.UP
 
 
-def test_request_without_slash_and_full_url(nginx: Nginx) -> None:
+def test_request_without_slash_and_full_url(nginx: Nginx, check: Checks) -> None:
     # ldirectord writes request=test.html; a full URL replaces the real's address and port
     assert check("http", nginx.http_port, request="test.html", receive="Still alive").state is State.UP
     r = check("http", 1, request=f"http://localhost:{nginx.http_port}/test.html", receive="Still alive")
@@ -163,7 +157,7 @@ def test_request_without_slash_and_full_url(nginx: Nginx) -> None:
     assert r.state is State.UP, r.reason
 
 
-def test_host_header_defaults_to_the_real(nginx: Nginx) -> None:
+def test_host_header_defaults_to_the_real(nginx: Nginx, check: Checks) -> None:
     r = check("http", nginx.http_port, request="/whoami", receive=r"^host=127\.0\.0\.1 sni=\n")
     assert r.state is State.UP, r.reason
 
@@ -171,7 +165,7 @@ def test_host_header_defaults_to_the_real(nginx: Nginx) -> None:
 # -- virtual hosts: Host header and SNI --------------------------------------------------------------
 
 
-def test_virtualhost_sets_host(nginx: Nginx) -> None:
+def test_virtualhost_sets_host(nginx: Nginx, check: Checks) -> None:
     # nginx routes on the Host header: only the www.example.test server has "www vhost alive"
     r = check(
         "http",
@@ -184,7 +178,7 @@ def test_virtualhost_sets_host(nginx: Nginx) -> None:
     assert check("http", nginx.http_port, request="/test.html", receive="www vhost alive").state is State.DOWN
 
 
-def test_virtualhost_sets_sni_over_https(nginx: Nginx) -> None:
+def test_virtualhost_sets_sni_over_https(nginx: Nginx, check: Checks) -> None:
     r = check(
         "https",
         nginx.https_port,
@@ -206,7 +200,7 @@ def test_virtualhost_sets_sni_over_https(nginx: Nginx) -> None:
 # -- TLS ----------------------------------------------------------------------------------------------
 
 
-def test_https_verified_with_cafile(nginx: Nginx) -> None:
+def test_https_verified_with_cafile(nginx: Nginx, check: Checks) -> None:
     r = check("https", nginx.https_port, **tls(nginx), **SEED)
     assert r.state is State.UP
     assert r.reason == "HTTP 200 OK, 'Still alive' found"
@@ -221,7 +215,7 @@ def test_https_verified_with_cafile(nginx: Nginx) -> None:
     assert p.stdout.startswith("HTTPS OK - ")
 
 
-def test_unknown_ca_is_down(nginx: Nginx) -> None:
+def test_unknown_ca_is_down(nginx: Nginx, check: Checks) -> None:
     r = check("https", nginx.https_port, **SEED)  # system store: our test CA is not in it
     assert r.state is State.DOWN
     assert r.reason.startswith("TLS certificate not accepted: ")
@@ -234,14 +228,14 @@ def test_unknown_ca_is_down(nginx: Nginx) -> None:
     assert "certificate" in p.stdout
 
 
-def test_tlsverify_no(nginx: Nginx) -> None:
+def test_tlsverify_no(nginx: Nginx, check: Checks) -> None:
     assert check("https", nginx.https_port, tlsverify="no", **SEED).state is State.UP
     assert check("https", nginx.wrongname_port, tlsverify="no", **SEED).state is State.UP
     with pytest.raises(OptionError, match="tlsverify"):
         check("https", nginx.https_port, tlsverify="maybe")
 
 
-def test_wrong_name_certificate_is_down(nginx: Nginx) -> None:
+def test_wrong_name_certificate_is_down(nginx: Nginx, check: Checks) -> None:
     r = check("https", nginx.wrongname_port, **tls(nginx), **SEED)
     assert r.state is State.DOWN
     assert r.reason.startswith("TLS certificate not accepted: ")
@@ -251,7 +245,7 @@ def test_wrong_name_certificate_is_down(nginx: Nginx) -> None:
     assert r.state is State.UP, r.reason
 
 
-def test_client_certificate(nginx: Nginx) -> None:
+def test_client_certificate(nginx: Nginx, check: Checks) -> None:
     r = check("https", nginx.clientcert_port, **tls(nginx), **SEED)
     assert r.state is State.DOWN
     assert r.reason.startswith("HTTP 400")
@@ -266,13 +260,13 @@ def test_client_certificate(nginx: Nginx) -> None:
         check("https", nginx.clientcert_port, cafile=str(nginx.cafile), certfile="/nonexistent.pem")
 
 
-def test_https_on_a_plain_http_port(nginx: Nginx) -> None:
+def test_https_on_a_plain_http_port(nginx: Nginx, check: Checks) -> None:
     r = check("https", nginx.http_port, **tls(nginx), **SEED, negotiatetimeout="2")
     assert r.state is State.DOWN
     assert "TLS" in r.reason
 
 
-def test_http_on_a_tls_port(nginx: Nginx) -> None:
+def test_http_on_a_tls_port(nginx: Nginx, check: Checks) -> None:
     r = check("http", nginx.https_port, **SEED)
     assert r.state is State.DOWN
     assert r.reason.startswith("HTTP 400")
@@ -281,7 +275,7 @@ def test_http_on_a_tls_port(nginx: Nginx) -> None:
 # -- weights ------------------------------------------------------------------------------------------
 
 
-def test_weight_from_header(nginx: Nginx) -> None:
+def test_weight_from_header(nginx: Nginx, check: Checks) -> None:
     r = check("http", nginx.http_port, weight=10, request="/weight", weightfrom="header:X-LVS-Weight")
     assert r.state is State.DEGRADED
     assert r.weight == 5
@@ -292,7 +286,7 @@ def test_weight_from_header(nginx: Nginx) -> None:
     assert r.weight == 5
 
 
-def test_weight_clamping(nginx: Nginx) -> None:
+def test_weight_clamping(nginx: Nginx, check: Checks) -> None:
     # maxweight defaults to the configured weight: the server cannot ask for more
     r = check("http", nginx.http_port, weight=3, request="/weight", weightfrom="header:X-LVS-Weight")
     assert r.state is State.UP
@@ -311,7 +305,7 @@ def test_weight_clamping(nginx: Nginx) -> None:
     assert r.weight == 2
 
 
-def test_weight_from_group(nginx: Nginx) -> None:
+def test_weight_from_group(nginx: Nginx, check: Checks) -> None:
     opts = {"request": "/weight-body", "receive": r"Still alive weight=(?P<w>\d+)", "weightfrom": "group:w"}
     r = check("http", nginx.http_port, weight=10, **opts)
     assert r.state is State.DEGRADED
@@ -327,7 +321,7 @@ def test_weight_from_group(nginx: Nginx) -> None:
         check("http", nginx.http_port, request="/", receive="alive", weightfrom="group:x")
 
 
-def test_weight_header_missing_keeps_configured_weight(nginx: Nginx) -> None:
+def test_weight_header_missing_keeps_configured_weight(nginx: Nginx, check: Checks) -> None:
     r = check("http", nginx.http_port, weight=4, **SEED, weightfrom="header:X-LVS-Weight")
     assert r.state is State.DEGRADED
     assert r.weight == 4
@@ -354,7 +348,7 @@ def test_cli_weight_and_misc_dynamic(nginx: Nginx) -> None:
 # -- connect ------------------------------------------------------------------------------------------
 
 
-def test_connect_up_and_refused(nginx: Nginx) -> None:
+def test_connect_up_and_refused(nginx: Nginx, check: Checks) -> None:
     r = check("connect", nginx.http_port)
     assert r.state is State.UP
     assert r.reason == "TCP connect succeeded"
@@ -379,7 +373,7 @@ def own_nginx(tmp_path: Path) -> Iterator[Nginx]:
         yield ng
 
 
-def test_nginx_stopped_is_connection_refused(own_nginx: Nginx) -> None:
+def test_nginx_stopped_is_connection_refused(own_nginx: Nginx, check: Checks) -> None:
     ng = own_nginx
     assert check("http", ng.http_port, **SEED).state is State.UP
     assert ng.server is not None
@@ -395,7 +389,7 @@ def test_nginx_stopped_is_connection_refused(own_nginx: Nginx) -> None:
     assert p.stdout.startswith(f"HTTP CRITICAL - 127.0.0.1:{ng.http_port} weight 0: connection refused |")
 
 
-def test_nginx_frozen_is_down_at_the_deadline(own_nginx: Nginx) -> None:
+def test_nginx_frozen_is_down_at_the_deadline(own_nginx: Nginx, check: Checks) -> None:
     ng = own_nginx
     ng.pause()  # the kernel still accepts connections into the backlog; nobody answers
     try:

@@ -10,19 +10,18 @@ wrong-credentials case; an origin the proxy cannot reach is the nearest thing
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from tests.peers import free_port
-from tests.peers.faults import serve
+from tests.peers.hostile import endless_line, open_fds, paused, script, serve, stall
 from tests.peers.nginx import Nginx, start_nginx
-from tests.peers.textfaults import endless_line, open_fds, paused, script, stall
 from tests.peers.tinyproxy import Tinyproxy, start_tinyproxy
+from tests.runcheck import Checks
 
 import lvscheck
-from lvscheck import CheckSpec, OptionError, Result, State, Target
+from lvscheck import OptionError, State
 
 pytestmark = pytest.mark.peer
 
@@ -39,73 +38,64 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tinyproxy]:
         yield tp
 
 
-def check(port: int, **options: Any) -> Result:
-    [result] = lvscheck.run_checks([CheckSpec("http_proxy", Target("127.0.0.1", port), options)])
-    return result
-
-
-def timed(port: int, **options: Any) -> tuple[Result, float]:
-    t0 = time.monotonic()
-    result = check(port, **options)
-    return result, time.monotonic() - t0
-
-
 def url(origin: Nginx, path: str) -> str:
     return f"http://127.0.0.1:{origin.http_port}{path}"
 
 
-def test_fetch_through_the_proxy(proxy: Tinyproxy, origin: Nginx) -> None:
-    r = check(proxy.port, request=url(origin, "/test.html"), receive="Still alive")
+def test_fetch_through_the_proxy(proxy: Tinyproxy, origin: Nginx, check: Checks) -> None:
+    r = check("http_proxy", proxy.port, request=url(origin, "/test.html"), receive="Still alive")
     assert r.state is State.UP
     assert r.reason == "HTTP 200 OK, 'Still alive' found"
     log = (proxy.server.workdir / "tinyproxy.log").read_text()
     assert f"GET {url(origin, '/test.html')} HTTP/1.1" in log  # absolute form, through the proxy
 
 
-def test_origin_status_is_judged(proxy: Tinyproxy, origin: Nginx) -> None:
-    r = check(proxy.port, request=url(origin, "/down"))
+def test_origin_status_is_judged(proxy: Tinyproxy, origin: Nginx, check: Checks) -> None:
+    r = check("http_proxy", proxy.port, request=url(origin, "/down"))
     assert r.state is State.DOWN
     assert r.reason.startswith("HTTP 503")
-    r = check(proxy.port, request=url(origin, "/redirect"))
+    r = check("http_proxy", proxy.port, request=url(origin, "/redirect"))
     assert r.state is State.DOWN
     assert "redirect to" in r.reason
     assert "not followed" in r.reason
 
 
-def test_receive_not_found(proxy: Tinyproxy, origin: Nginx) -> None:
-    r = check(proxy.port, request=url(origin, "/test.html"), receive="Gone")
+def test_receive_not_found(proxy: Tinyproxy, origin: Nginx, check: Checks) -> None:
+    r = check("http_proxy", proxy.port, request=url(origin, "/test.html"), receive="Gone")
     assert r.state is State.DOWN
     assert r.reason.startswith("HTTP 200 OK, but 'Gone' not found in the body")
 
 
-def test_unreachable_origin_is_the_proxys_5xx(proxy: Tinyproxy) -> None:
-    r = check(proxy.port, request=f"http://127.0.0.1:{free_port()}/")
+def test_unreachable_origin_is_the_proxys_5xx(proxy: Tinyproxy, check: Checks) -> None:
+    r = check("http_proxy", proxy.port, request=f"http://127.0.0.1:{free_port()}/")
     assert r.state is State.DOWN
     assert r.reason.startswith("HTTP 500")
 
 
-def test_option_errors() -> None:
+def test_option_errors(check: Checks) -> None:
     with pytest.raises(OptionError, match="needs request=http://"):
-        check(3128)
+        check("http_proxy", 3128)
     with pytest.raises(OptionError, match="absolute http:// URL"):
-        check(3128, request="/test.html")
+        check("http_proxy", 3128, request="/test.html")
     with pytest.raises(OptionError, match="https:// through a proxy is not supported"):
-        check(3128, request="https://example.test/")
+        check("http_proxy", 3128, request="https://example.test/")
     with pytest.raises(OptionError, match="has no option 'cafile'"):
-        check(3128, request="http://example.test/", cafile="/x")
+        check("http_proxy", 3128, request="http://example.test/", cafile="/x")
 
 
 def test_default_port_is_3128() -> None:
     assert lvscheck.PluginHost().check_type("http_proxy").default_port == 3128
 
 
-def test_refused() -> None:
-    assert check(free_port(), request="http://example.test/").reason == "connection refused"
+def test_refused(check: Checks) -> None:
+    assert check("http_proxy", free_port(), request="http://example.test/").reason == "connection refused"
 
 
-def test_stalled_real_proxy(proxy: Tinyproxy, origin: Nginx) -> None:
+def test_stalled_real_proxy(proxy: Tinyproxy, origin: Nginx, check: Checks) -> None:
     with paused(proxy.server.pid):
-        r, took = timed(proxy.port, request=url(origin, "/test.html"), negotiatetimeout="1")
+        r, took = check.timed(
+            "http_proxy", proxy.port, request=url(origin, "/test.html"), negotiatetimeout="1"
+        )
     assert r.reason == "timed out after 1 s waiting for the response headers"
     assert 0.9 < took < 1.5
 
@@ -132,22 +122,30 @@ HOSTILE: list[tuple[str, Any, str]] = [
 
 
 @pytest.mark.parametrize(("handler", "reason"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE])
-def test_hostile_proxies(handler: Any, reason: str) -> None:
+def test_hostile_proxies(handler: Any, reason: str, check: Checks) -> None:
     with serve(handler) as port:
-        r, took = timed(port, request="http://origin.example.test/", receive="alive", negotiatetimeout="1")
+        r, took = check.timed(
+            "http_proxy", port, request="http://origin.example.test/", receive="alive", negotiatetimeout="1"
+        )
     assert r.state is State.DOWN
     assert r.reason.startswith(reason)
     assert took < 1.5
 
 
-def test_no_socket_leak(proxy: Tinyproxy, origin: Nginx) -> None:
-    check(proxy.port, request=url(origin, "/test.html"))
+def test_no_socket_leak(proxy: Tinyproxy, origin: Nginx, check: Checks) -> None:
+    check("http_proxy", proxy.port, request=url(origin, "/test.html"))
     before = open_fds()
     for _ in range(3):
-        check(proxy.port, request=url(origin, "/test.html"), receive="Still alive")
-        check(proxy.port, request=url(origin, "/down"))
-        check(free_port(), request="http://example.test/")
+        check("http_proxy", proxy.port, request=url(origin, "/test.html"), receive="Still alive")
+        check("http_proxy", proxy.port, request=url(origin, "/down"))
+        check("http_proxy", free_port(), request="http://example.test/")
         for _, handler, _ in HOSTILE:
             with serve(handler) as port:
-                check(port, request="http://origin.example.test/", receive="alive", negotiatetimeout="0.3")
+                check(
+                    "http_proxy",
+                    port,
+                    request="http://origin.example.test/",
+                    receive="alive",
+                    negotiatetimeout="0.3",
+                )
     assert open_fds() <= before

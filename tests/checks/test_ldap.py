@@ -16,13 +16,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.peers.slapd import BASE, BIND_DN, BIND_PASSWORD, Slapd, start_slapd
+from tests.runcheck import Checks
 
 import lvscheck
-from lvscheck import CheckSpec, OptionError, Result, State, Target
+from lvscheck import CheckSpec, OptionError, State, Target
 from lvscheck.checks import ldap as ldap_module
 
 pytestmark = pytest.mark.peer
@@ -37,20 +37,20 @@ def slapd() -> Iterator[Slapd]:
         yield server
 
 
-def check(kind: str, port: int, *, weight: int = 10, **options: Any) -> Result:
-    opts = {k: str(v) for k, v in options.items()}
-    [result] = lvscheck.run_checks([CheckSpec(kind, Target("127.0.0.1", port, weight=weight), opts)])
-    return result
+@pytest.fixture(scope="module")
+def check(check: Checks) -> Checks:
+    """Reals of weight 10: the configured weight of the reals here."""
+    return check.weighted(10)
 
 
-def test_anonymous_bind_reads_the_root_dse(slapd: Slapd) -> None:
+def test_anonymous_bind_reads_the_root_dse(slapd: Slapd, check: Checks) -> None:
     r = check("ldap", slapd.port)
     assert r.state is State.UP, r.reason
     assert r.weight == 10
     assert r.reason == "anonymous bind; found the root DSE"
 
 
-def test_simple_bind_and_receive_on_the_dn(slapd: Slapd) -> None:
+def test_simple_bind_and_receive_on_the_dn(slapd: Slapd, check: Checks) -> None:
     r = check("ldap", slapd.port, request=BIND_DN, receive="^uid=lvscheck,", **BIND)
     assert r.state is State.UP, r.reason
     assert r.reason == f"bound as {BIND_DN}; found {BIND_DN!r}"
@@ -60,7 +60,7 @@ def test_simple_bind_and_receive_on_the_dn(slapd: Slapd) -> None:
     assert r.reason.startswith(f"search of {BIND_DN!r} failed: noSuchObject (32)"), r.reason
 
 
-def test_receive_mismatch_and_missing_entry(slapd: Slapd) -> None:
+def test_receive_mismatch_and_missing_entry(slapd: Slapd, check: Checks) -> None:
     r = check("ldap", slapd.port, request=f"cn=health,{BASE}", receive="^cn=other")
     assert r.state is State.DOWN
     assert r.reason == f"anonymous bind; entry DN 'cn=health,{BASE}' does not match receive='^cn=other'"
@@ -69,14 +69,14 @@ def test_receive_mismatch_and_missing_entry(slapd: Slapd) -> None:
     assert r.reason.startswith(f"search of 'cn=nope,{BASE}' failed: noSuchObject (32)")
 
 
-def test_wrong_password_is_authentication_failed(slapd: Slapd) -> None:
+def test_wrong_password_is_authentication_failed(slapd: Slapd, check: Checks) -> None:
     r = check("ldap", slapd.port, login=BIND_DN, passwd="not-the-password")
     assert r.state is State.DOWN
     assert r.reason == f"authentication failed: invalidCredentials (49) (bind as {BIND_DN})"
     assert r.latency < 1
 
 
-def test_starttls_verified(slapd: Slapd) -> None:
+def test_starttls_verified(slapd: Slapd, check: Checks) -> None:
     r = check("ldap", slapd.port, starttls="yes", cafile=slapd.cafile, **BIND)
     assert r.state is State.UP, r.reason
     assert r.reason == f"bound as {BIND_DN}; found the root DSE; TLS verified"
@@ -85,7 +85,7 @@ def test_starttls_verified(slapd: Slapd) -> None:
     assert r.reason.startswith("TLS certificate not accepted: "), r.reason
 
 
-def test_ldaps_verified(slapd: Slapd) -> None:
+def test_ldaps_verified(slapd: Slapd, check: Checks) -> None:
     r = check("ldaps", slapd.tls_port, cafile=slapd.cafile, **BIND)
     assert r.state is State.UP, r.reason
     assert r.reason.endswith("; TLS verified")
@@ -99,7 +99,7 @@ def test_ldaps_verified(slapd: Slapd) -> None:
     assert (r.state, r.reason) == (State.UP, "anonymous bind; found the root DSE; TLS unverified")
 
 
-def test_stopped_server_is_connection_refused_promptly() -> None:
+def test_stopped_server_is_connection_refused_promptly(check: Checks) -> None:
     with start_slapd() as server:
         port = server.port
         assert check("ldap", port).state is State.UP
@@ -110,7 +110,7 @@ def test_stopped_server_is_connection_refused_promptly() -> None:
     assert time.monotonic() - started < 1
 
 
-def test_stalled_server_is_down_at_the_deadline_and_frees_the_worker(slapd: Slapd) -> None:
+def test_stalled_server_is_down_at_the_deadline_and_frees_the_worker(slapd: Slapd, check: Checks) -> None:
     os.kill(slapd.server.pid, signal.SIGSTOP)
     try:
         r = check("ldap", slapd.port, checktimeout=1)
@@ -153,7 +153,7 @@ def test_option_errors_never_show_the_password() -> None:
         lvscheck.run_checks([CheckSpec("ldaps", Target("127.0.0.1", 636), {"starttls": "yes"})])
 
 
-def test_login_without_password_binds_anonymously_as_ldirectord(slapd: Slapd) -> None:
+def test_login_without_password_binds_anonymously_as_ldirectord(slapd: Slapd, check: Checks) -> None:
     r = check("ldap", slapd.port, login=BIND_DN)
     assert r.state is State.UP
     assert (
@@ -167,7 +167,7 @@ def test_login_without_password_binds_anonymously_as_ldirectord(slapd: Slapd) ->
     assert BIND_PASSWORD not in r.reason
 
 
-def test_password_never_in_reason(slapd: Slapd) -> None:
+def test_password_never_in_reason(slapd: Slapd, check: Checks) -> None:
     # a search base built from the password comes back in the server's message
     r = check("ldap", slapd.port, request=f"cn={BIND_PASSWORD},{BASE}", **BIND)
     assert r.state is State.DOWN

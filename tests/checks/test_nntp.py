@@ -3,23 +3,21 @@
 The real peer is Debian inn2's ``nnrpd`` running standalone (``-D -f``) on a
 private news spool; ``innd`` (the feeder) is not needed for the greeting,
 AUTHINFO and QUIT.  Hostile behaviour comes from hand-written servers
-(tests/peers/textfaults.py).
+(tests/peers/hostile.py).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from tests.peers import free_port
-from tests.peers.faults import serve
+from tests.peers.hostile import endless_line, endless_lines, open_fds, paused, script, serve, stall
 from tests.peers.inn import PASSWORD, USER, Inn, start_inn
-from tests.peers.textfaults import endless_line, endless_lines, open_fds, paused, script, stall
+from tests.runcheck import Checks
 
-import lvscheck
-from lvscheck import CheckSpec, OptionError, Result, State, Target
+from lvscheck import OptionError, State
 
 pytestmark = pytest.mark.peer
 
@@ -32,48 +30,37 @@ def inn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inn]:
         yield server
 
 
-def check(port: int, **options: Any) -> Result:
-    [result] = lvscheck.run_checks([CheckSpec("nntp", Target("127.0.0.1", port), options)])
-    return result
-
-
-def timed(port: int, **options: Any) -> tuple[Result, float]:
-    t0 = time.monotonic()
-    result = check(port, **options)
-    return result, time.monotonic() - t0
-
-
-def test_greeting_and_quit(inn: Inn) -> None:
-    r = check(inn.port)
+def test_greeting_and_quit(inn: Inn, check: Checks) -> None:
+    r = check("nntp", inn.port)
     assert r.state is State.UP
     assert r.reason == "greeting 200 (posting)"
 
 
-def test_authinfo_login(inn: Inn) -> None:
-    r = check(inn.port, login=USER, passwd=PASSWORD)
+def test_authinfo_login(inn: Inn, check: Checks) -> None:
+    r = check("nntp", inn.port, login=USER, passwd=PASSWORD)
     assert r.state is State.UP
     assert r.reason == f"greeting 200 (posting), logged in as {USER}"
 
 
-def test_wrong_password(inn: Inn) -> None:
-    r = check(inn.port, login=USER, passwd="wrong-news-pw")
+def test_wrong_password(inn: Inn, check: Checks) -> None:
+    r = check("nntp", inn.port, login=USER, passwd="wrong-news-pw")
     assert r.state is State.DOWN
     assert r.reason == "login failed: 481 Authentication failed"
     assert "wrong-news-pw" not in r.reason
 
 
-def test_option_errors() -> None:
+def test_option_errors(check: Checks) -> None:
     with pytest.raises(OptionError, match="login= needs a password"):
-        check(119, login="x")
+        check("nntp", 119, login="x")
 
 
-def test_refused() -> None:
-    assert check(free_port()).reason == "connection refused"
+def test_refused(check: Checks) -> None:
+    assert check("nntp", free_port()).reason == "connection refused"
 
 
-def test_stalled_real_server(inn: Inn) -> None:
+def test_stalled_real_server(inn: Inn, check: Checks) -> None:
     with paused(inn.server.pid):
-        r, took = timed(inn.port, negotiatetimeout="1")
+        r, took = check.timed("nntp", inn.port, negotiatetimeout="1")
     assert r.reason == "timed out after 1 s waiting for the greeting"
     assert 0.9 < took < 1.5
 
@@ -126,22 +113,22 @@ HOSTILE: list[tuple[str, Any, dict[str, str], str]] = [
 @pytest.mark.parametrize(
     ("handler", "options", "reason"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE]
 )
-def test_hostile_servers(handler: Any, options: dict[str, str], reason: str) -> None:
+def test_hostile_servers(handler: Any, options: dict[str, str], reason: str, check: Checks) -> None:
     with serve(handler) as port:
-        r, took = timed(port, negotiatetimeout="1", **options)
+        r, took = check.timed("nntp", port, negotiatetimeout="1", **options)
     assert r.state is State.DOWN
     assert r.reason == reason
     assert took < 1.5
 
 
-def test_no_socket_leak(inn: Inn) -> None:
-    check(inn.port)
+def test_no_socket_leak(inn: Inn, check: Checks) -> None:
+    check("nntp", inn.port)
     before = open_fds()
     for _ in range(3):
-        check(inn.port, login=USER, passwd=PASSWORD)
-        check(inn.port, login=USER, passwd="bad")
-        check(free_port())
+        check("nntp", inn.port, login=USER, passwd=PASSWORD)
+        check("nntp", inn.port, login=USER, passwd="bad")
+        check("nntp", free_port())
         for _, handler, options, _ in HOSTILE[1:]:
             with serve(handler) as port:
-                check(port, negotiatetimeout="0.3", **options)
+                check("nntp", port, negotiatetimeout="0.3", **options)
     assert open_fds() <= before

@@ -35,53 +35,48 @@ from pathlib import Path
 
 import pytest
 from tests.peers import free_port, require_binary
-from tests.peers.hostile_servers import open_fds, tcp_server
+from tests.peers.hostile import open_fds, serve
 from tests.peers.tns_listener import RESEND, refuse_packet, tns_listener
+from tests.runcheck import Checks
 
-import lvscheck
-from lvscheck import CheckSpec, Result, State, Target
+from lvscheck import Result, State
 from lvscheck.checks.oracle import connect_packet, decode_vsnnum
 
 pytestmark = pytest.mark.peer
 
 
-def run(port: int, **options: str) -> Result:
-    [result] = lvscheck.run_checks([CheckSpec("oracle", Target("127.0.0.1", port), options)])
-    return result
-
-
-def test_ping_answered_err0_is_up_with_version() -> None:
+def test_ping_answered_err0_is_up_with_version(check: Checks) -> None:
     with tns_listener() as listener:
-        r = run(listener.port)
+        r = check("oracle", listener.port)
     assert r.state is State.UP, r.reason
     assert r.reason == "listener alive (ping answered ERR=0, version 19.0.0.0.0)"
     assert r.details == {"vsnnum": 318767104, "version": "19.0.0.0.0", "err": 0}
     assert listener.seen == [b"(CONNECT_DATA=(COMMAND=ping))"]
 
 
-def test_ldirectord_dbi_options_are_accepted_and_said_unused() -> None:
+def test_ldirectord_dbi_options_are_accepted_and_said_unused(check: Checks) -> None:
     options = {"login": "scott", "passwd": "tiger", "database": "ORCL", "request": "select 1 from dual"}
     with tns_listener() as listener:
-        r = run(listener.port, **options)
+        r = check("oracle", listener.port, **options)
     assert r.state is State.UP
     assert r.reason.endswith("; login, passwd, database, request not checked: a TNS ping does not log in")
     assert "tiger" not in r.reason
 
 
-def test_vsnnum_zero_is_up_without_version() -> None:
+def test_vsnnum_zero_is_up_without_version(check: Checks) -> None:
     with tns_listener(vsnnum=0) as listener:
-        r = run(listener.port)
+        r = check("oracle", listener.port)
     assert r.state is State.UP
     assert r.reason == "listener alive (ping answered ERR=0)"
 
 
-def test_resend_is_followed_a_bounded_number_of_times() -> None:
+def test_resend_is_followed_a_bounded_number_of_times(check: Checks) -> None:
     with tns_listener(resends=3) as listener:
-        r = run(listener.port)
+        r = check("oracle", listener.port)
     assert r.state is State.UP, r.reason
     assert listener.connects == 4
     with tns_listener(resends=10) as listener:
-        r = run(listener.port)
+        r = check("oracle", listener.port)
     assert r.state is State.DOWN
     assert r.reason == "listener asked to RESEND the ping more than 3 times"
     assert listener.connects == 4
@@ -95,9 +90,9 @@ def test_resend_is_followed_a_bounded_number_of_times() -> None:
         (4242, "TNS error 4242"),
     ],
 )
-def test_other_err_is_down_by_number_and_meaning(err: int, text: str) -> None:
+def test_other_err_is_down_by_number_and_meaning(err: int, text: str, check: Checks) -> None:
     with tns_listener(ping_err=err) as listener:
-        r = run(listener.port)
+        r = check("oracle", listener.port)
     assert r.state is State.DOWN
     assert r.reason.startswith(f"listener refused the ping: ERR={err} ({text}")
     assert r.reason.endswith(", version 19.0.0.0.0")
@@ -146,9 +141,9 @@ def _nmap_unescape(text: str) -> bytes:
     return out
 
 
-def _hostile(handler: object, **options: str) -> Result:
-    with tcp_server(handler) as port:  # type: ignore[arg-type]
-        return run(port, **options)
+def _hostile(check: Checks, handler: object, **options: str) -> Result:
+    with serve(handler) as port:  # type: ignore[arg-type]
+        return check("oracle", port, **options)
 
 
 async def _stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -180,7 +175,7 @@ async def _endless_body(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         await writer.drain()
 
 
-def test_hostile_servers_are_down_without_leaks() -> None:
+def test_hostile_servers_are_down_without_leaks(check: Checks) -> None:
     before = open_fds()
     cases: list[tuple[object, str, dict[str, str]]] = [
         (
@@ -217,22 +212,22 @@ def test_hostile_servers_are_down_without_leaks() -> None:
         (_replying(struct.pack("!HHBBH", 65535, 0, 4, 0, 0)), "not a TNS listener: reply header ff ff", {}),
     ]
     for handler, reason, options in cases:
-        r = _hostile(handler, **options)
+        r = _hostile(check, handler, **options)
         assert r.state is State.DOWN, (reason, r.reason)
         assert r.reason.startswith(reason), (reason, r.reason)
         assert r.latency < 1.5
     assert open_fds() <= before
 
 
-def test_accept_counts_as_alive() -> None:
+def test_accept_counts_as_alive(check: Checks) -> None:
     accept = struct.pack("!HHBBH", 32, 0, 2, 0, 0) + struct.pack("!HH", 310, 0) + b"\0" * 20
-    r = _hostile(_replying(accept))
+    r = _hostile(check, _replying(accept))
     assert r.state is State.UP
     assert "ACCEPT, version 310" in r.reason
 
 
-def test_refused_port() -> None:
-    r = run(free_port())
+def test_refused_port(check: Checks) -> None:
+    r = check("oracle", free_port())
     assert r.state is State.DOWN
     assert r.reason == "connection refused"
 
@@ -283,7 +278,7 @@ class _nmap_datadir:
         self.tmp.cleanup()
 
 
-def test_tshark_decodes_the_checks_own_packets() -> None:
+def test_tshark_decodes_the_checks_own_packets(check: Checks) -> None:
     """tshark's TNS dissector (an independent decoder) parses what the check sent and received."""
     tshark = require_binary("tshark")
     if os.geteuid() != 0:
@@ -332,7 +327,7 @@ def test_tshark_decodes_the_checks_own_packets() -> None:
                 assert time.monotonic() < end, "tshark did not start capturing"
                 socket.create_connection(("127.0.0.1", listener.port)).close()
             os.read(fd, 65536)  # the pokes' rows
-            r = run(listener.port)
+            r = check("oracle", listener.port)
             assert r.state is State.UP, r.reason
             text = b""
             while text.count(b"\n") < 100 and time.monotonic() < end and select.select([fd], [], [], 2)[0]:

@@ -22,19 +22,15 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.peers.hostile_servers import open_fds
+from tests.peers.hostile import open_fds
+from tests.runcheck import Checks
 
 import lvscheck
-from lvscheck import CheckSpec, Result, State, Target
+from lvscheck import CheckSpec, State, Target
 from lvscheck.checks.ping import PingCheck, checksum
 from lvscheck.errors import CheckFailed, OptionError
 
 ROOT = os.geteuid() == 0
-
-
-def run(host: str, **options: str) -> Result:
-    [result] = lvscheck.run_checks([CheckSpec("ping", Target(host), options)])
-    return result
 
 
 def in_netns(setup: str, *args: str, user: str | None = None) -> tuple[int, dict[str, object]]:
@@ -61,11 +57,11 @@ def _quote(arg: str) -> str:
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
-def test_loopback_answers(host: str) -> None:
+def test_loopback_answers(host: str, check: Checks) -> None:
     low, high = map(int, Path("/proc/sys/net/ipv4/ping_group_range").read_text().split())
     if not ROOT and not low <= os.getgid() <= high:
         pytest.skip("neither a raw nor an unprivileged ICMP socket is allowed here")
-    r = run(host)
+    r = check("ping", host=host)
     assert r.state is State.UP, r.reason
     assert r.reason.startswith("echo reply from ")
     assert "ICMP socket" in r.reason
@@ -157,14 +153,14 @@ def test_checksum_is_rfc1071() -> None:
     assert checksum(packet[:2] + struct.pack("!H", c) + packet[4:]) == 0
 
 
-def test_bad_options() -> None:
+def test_bad_options(check: Checks) -> None:
     for options in ({"icmpsocket": "stream"}, {"interval": "0"}):
         with pytest.raises(OptionError):
-            run("127.0.0.1", **options)
+            check("ping", **options)
 
 
-def test_unresolvable_name_is_down() -> None:
-    r = run("no-such-host.invalid")
+def test_unresolvable_name_is_down(check: Checks) -> None:
+    r = check("ping", host="no-such-host.invalid")
     assert r.state is State.DOWN
     assert "cannot resolve" in r.reason
 

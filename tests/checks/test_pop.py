@@ -2,23 +2,21 @@
 
 dovecot serves POP3 (with STLS) and POP3S with a certificate from a test CA, and
 one passwd-file user.  Hostile behaviour comes from hand-written servers
-(tests/peers/textfaults.py): dovecot does not misbehave on demand.
+(tests/peers/hostile.py): dovecot does not misbehave on demand.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from tests.peers import free_port
 from tests.peers.dovecot import PASSWORD, USER, Dovecot, start_dovecot
-from tests.peers.faults import serve
-from tests.peers.textfaults import endless_line, open_fds, paused, script, stall
+from tests.peers.hostile import endless_line, open_fds, paused, script, serve, stall
+from tests.runcheck import Checks
 
-import lvscheck
-from lvscheck import CheckSpec, OptionError, Result, State, Target
+from lvscheck import OptionError, State
 
 pytestmark = pytest.mark.peer
 
@@ -31,17 +29,6 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
         yield server
 
 
-def check(kind: str, port: int, **options: Any) -> Result:
-    [result] = lvscheck.run_checks([CheckSpec(kind, Target("127.0.0.1", port), options)])
-    return result
-
-
-def timed(kind: str, port: int, **options: Any) -> tuple[Result, float]:
-    t0 = time.monotonic()
-    result = check(kind, port, **options)
-    return result, time.monotonic() - t0
-
-
 def creds(**extra: str) -> dict[str, str]:
     return {"login": USER, "passwd": PASSWORD, **extra}
 
@@ -49,45 +36,45 @@ def creds(**extra: str) -> dict[str, str]:
 # -- the real server --------------------------------------------------------------------------------
 
 
-def test_greeting_and_quit(dovecot: Dovecot) -> None:
+def test_greeting_and_quit(dovecot: Dovecot, check: Checks) -> None:
     r = check("pop", dovecot.pop_port)
     assert r.state is State.UP
     assert r.reason == "greeting +OK"
 
 
-def test_login(dovecot: Dovecot) -> None:
+def test_login(dovecot: Dovecot, check: Checks) -> None:
     r = check("pop", dovecot.pop_port, **creds())
     assert r.state is State.UP
     assert r.reason == f"greeting +OK, logged in as {USER}"
 
 
-def test_wrong_password(dovecot: Dovecot) -> None:
+def test_wrong_password(dovecot: Dovecot, check: Checks) -> None:
     r = check("pop", dovecot.pop_port, login=USER, passwd="wrong-pop-pw")
     assert r.state is State.DOWN
     assert r.reason == "login failed: -ERR [AUTH] Authentication failed."
     assert "wrong-pop-pw" not in r.reason
 
 
-def test_stls_then_login(dovecot: Dovecot) -> None:
+def test_stls_then_login(dovecot: Dovecot, check: Checks) -> None:
     r = check("pop", dovecot.pop_port, starttls="yes", cafile=str(dovecot.cafile), **creds())
     assert r.state is State.UP
     assert r.reason.startswith("greeting +OK, STLS (TLSv1.")
     assert r.reason.endswith(f"logged in as {USER}")
 
 
-def test_stls_with_an_unknown_ca_is_down(dovecot: Dovecot) -> None:
+def test_stls_with_an_unknown_ca_is_down(dovecot: Dovecot, check: Checks) -> None:
     r = check("pop", dovecot.pop_port, starttls="yes", cafile=str(dovecot.other_ca))
     assert r.state is State.DOWN
     assert r.reason.startswith("TLS certificate not accepted")
 
 
-def test_pops_verified(dovecot: Dovecot) -> None:
+def test_pops_verified(dovecot: Dovecot, check: Checks) -> None:
     r = check("pops", dovecot.pops_port, cafile=str(dovecot.cafile), **creds())
     assert r.state is State.UP
     assert r.reason == f"greeting +OK, logged in as {USER}"
 
 
-def test_pops_verifies_by_default(dovecot: Dovecot) -> None:
+def test_pops_verifies_by_default(dovecot: Dovecot, check: Checks) -> None:
     r = check("pops", dovecot.pops_port)
     assert r.reason == "TLS certificate not accepted: unable to get local issuer certificate"
     r = check("pops", dovecot.pops_port, cafile=str(dovecot.cafile), servername="nope.example.test")
@@ -95,12 +82,12 @@ def test_pops_verifies_by_default(dovecot: Dovecot) -> None:
     assert check("pops", dovecot.pops_port, tlsverify="no").state is State.UP
 
 
-def test_pops_wrong_password(dovecot: Dovecot) -> None:
+def test_pops_wrong_password(dovecot: Dovecot, check: Checks) -> None:
     r = check("pops", dovecot.pops_port, cafile=str(dovecot.cafile), login=USER, passwd="nope")
     assert r.reason == "login failed: -ERR [AUTH] Authentication failed."
 
 
-def test_option_errors() -> None:
+def test_option_errors(check: Checks) -> None:
     with pytest.raises(OptionError, match="login= needs a password"):
         check("pop", 110, passwd="x")
     with pytest.raises(OptionError, match="speaks TLS from the start"):
@@ -111,14 +98,14 @@ def test_option_errors() -> None:
 
 
 @pytest.mark.parametrize("kind", ["pop", "pops"])
-def test_refused(kind: str) -> None:
+def test_refused(kind: str, check: Checks) -> None:
     assert check(kind, free_port()).reason == "connection refused"
 
 
-def test_stalled_real_server(dovecot: Dovecot) -> None:
+def test_stalled_real_server(dovecot: Dovecot, check: Checks) -> None:
     with paused(dovecot.server.pid):
-        r, took = timed("pop", dovecot.pop_port, negotiatetimeout="1")
-        rs, took_s = timed("pops", dovecot.pops_port, negotiatetimeout="1", cafile=str(dovecot.cafile))
+        r, took = check.timed("pop", dovecot.pop_port, negotiatetimeout="1")
+        rs, took_s = check.timed("pops", dovecot.pops_port, negotiatetimeout="1", cafile=str(dovecot.cafile))
     assert r.reason == "timed out after 1 s waiting for the greeting"
     assert rs.reason == "timed out after 1 s in the TLS handshake"
     assert 0.9 < took < 1.5
@@ -180,17 +167,17 @@ HOSTILE: list[tuple[str, Any, dict[str, str], str]] = [
 @pytest.mark.parametrize(
     ("handler", "options", "reason"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE]
 )
-def test_hostile_servers(handler: Any, options: dict[str, str], reason: str) -> None:
+def test_hostile_servers(handler: Any, options: dict[str, str], reason: str, check: Checks) -> None:
     options = dict(options)
     kind = options.pop("kind", "pop")
     with serve(handler) as port:
-        r, took = timed(kind, port, negotiatetimeout="1", **options)
+        r, took = check.timed(kind, port, negotiatetimeout="1", **options)
     assert r.state is State.DOWN
     assert r.reason == reason
     assert took < 1.5
 
 
-def test_no_socket_leak(dovecot: Dovecot) -> None:
+def test_no_socket_leak(dovecot: Dovecot, check: Checks) -> None:
     check("pop", dovecot.pop_port)
     before = open_fds()
     for _ in range(2):

@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 from tests.peers import Server, free_port
 from tests.peers.freeradius import PASSWORD, REPLY_MESSAGE, SECRET, USER, start_freeradius
-from tests.peers.hostile_servers import open_fds, udp_server
+from tests.peers.hostile import open_fds, udp_server
+from tests.runcheck import Checks
 
 import lvscheck
-from lvscheck import CheckSpec, Result, State, Target
+from lvscheck import CheckSpec, State, Target
 from lvscheck.checks.radius import ACCESS_ACCEPT, build_access_request, hide_password, parse_reply
 from lvscheck.errors import CheckFailed, OptionError
 
@@ -38,48 +39,43 @@ def radius(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
 
 
-def run(port: int, **options: str) -> Result:
-    [result] = lvscheck.run_checks([CheckSpec("radius", Target("127.0.0.1", port), options)])
-    return result
-
-
-def test_accept(radius: Server) -> None:
-    r = run(radius.port, login=USER, passwd=PASSWORD, secret=SECRET)
+def test_accept(radius: Server, check: Checks) -> None:
+    r = check("radius", radius.port, login=USER, passwd=PASSWORD, secret=SECRET)
     assert r.state is State.UP, r.reason
     assert r.reason == f"Access-Accept for {USER!r} ({REPLY_MESSAGE!r})"
     assert r.details["code"] == "Access-Accept"
 
 
-def test_accept_with_expect_accept(radius: Server) -> None:
-    r = run(radius.port, login=USER, passwd=PASSWORD, secret=SECRET, expect="accept")
+def test_accept_with_expect_accept(radius: Server, check: Checks) -> None:
+    r = check("radius", radius.port, login=USER, passwd=PASSWORD, secret=SECRET, expect="accept")
     assert r.state is State.UP, r.reason
 
 
-def test_wrong_password_is_rejected_but_alive(radius: Server) -> None:
-    r = run(radius.port, login=USER, passwd="wrong-password", secret=SECRET)
+def test_wrong_password_is_rejected_but_alive(radius: Server, check: Checks) -> None:
+    r = check("radius", radius.port, login=USER, passwd="wrong-password", secret=SECRET)
     assert r.state is State.UP, r.reason
     assert "Access-Reject" in r.reason
     assert "rejected" in r.reason
     assert "wrong-password" not in r.reason
 
 
-def test_unknown_user_is_rejected_but_alive(radius: Server) -> None:
-    r = run(radius.port, login="nobody-here", passwd="x", secret=SECRET)
+def test_unknown_user_is_rejected_but_alive(radius: Server, check: Checks) -> None:
+    r = check("radius", radius.port, login="nobody-here", passwd="x", secret=SECRET)
     assert r.state is State.UP
     assert "rejected" in r.reason
 
 
-def test_wrong_password_with_expect_accept_is_down(radius: Server) -> None:
-    r = run(radius.port, login=USER, passwd="wrong-password", secret=SECRET, expect="accept")
+def test_wrong_password_with_expect_accept_is_down(radius: Server, check: Checks) -> None:
+    r = check("radius", radius.port, login=USER, passwd="wrong-password", secret=SECRET, expect="accept")
     assert r.state is State.DOWN
     assert "Access-Reject" in r.reason
     assert "expect=accept" in r.reason
 
 
-def test_wrong_secret_is_down(radius: Server) -> None:
+def test_wrong_secret_is_down(radius: Server, check: Checks) -> None:
     # FreeRADIUS drops a request whose Message-Authenticator does not verify:
     # silence, so down at the deadline, and the reason hints at the secret.
-    r = run(radius.port, login=USER, passwd=PASSWORD, secret="not-the-secret", checktimeout="1")
+    r = check("radius", radius.port, login=USER, passwd=PASSWORD, secret="not-the-secret", checktimeout="1")
     assert r.state is State.DOWN
     assert r.reason.startswith("timed out after 1 s waiting for the RADIUS reply")
     assert "wrong secret" in r.reason
@@ -88,24 +84,28 @@ def test_wrong_secret_is_down(radius: Server) -> None:
     assert "Shared secret is incorrect" in log
 
 
-def test_secret_required_and_option_values_checked() -> None:
+def test_secret_required_and_option_values_checked(check: Checks) -> None:
     for options in ({}, {"secret": "s", "expect": "maybe"}, {"secret": "s", "passwd": "x" * 129}):
         with pytest.raises(OptionError) as info:
-            run(1812, **options)
+            check("radius", 1812, **options)
         assert "x" * 129 not in str(info.value)
 
 
 def test_secret_and_password_from_file_or_environment(
-    radius: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    radius: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, check: Checks
 ) -> None:
     (tmp_path / "secret").write_text(SECRET + "\n")
     monkeypatch.setenv("LVS_RADIUS_PW", PASSWORD)
-    r = run(radius.port, login=USER, passwdenv="LVS_RADIUS_PW", secretfile=str(tmp_path / "secret"))
+    r = check(
+        "radius", radius.port, login=USER, passwdenv="LVS_RADIUS_PW", secretfile=str(tmp_path / "secret")
+    )
     assert r.state is State.UP
     assert r.reason.startswith("Access-Accept")
     monkeypatch.setenv("LVS_RADIUS_SECRET", SECRET)
     (tmp_path / "pw").write_text(PASSWORD)
-    r = run(radius.port, login=USER, passwdfile=str(tmp_path / "pw"), secretenv="LVS_RADIUS_SECRET")
+    r = check(
+        "radius", radius.port, login=USER, passwdfile=str(tmp_path / "pw"), secretenv="LVS_RADIUS_SECRET"
+    )
     assert r.reason.startswith("Access-Accept")
     for options in (
         {"secret": SECRET, "secretenv": "LVS_RADIUS_SECRET"},
@@ -114,22 +114,22 @@ def test_secret_and_password_from_file_or_environment(
         {"secret": SECRET, "passwd": "x", "passwdenv": "LVS_RADIUS_PW"},
     ):
         with pytest.raises(OptionError) as info:
-            run(radius.port, **options)
+            check("radius", radius.port, **options)
         assert SECRET not in str(info.value)
 
 
-def test_port_unreachable_is_down_promptly() -> None:
-    r = run(free_port(socket.SOCK_DGRAM), secret=SECRET, checktimeout="3")
+def test_port_unreachable_is_down_promptly(check: Checks) -> None:
+    r = check("radius", free_port(socket.SOCK_DGRAM), secret=SECRET, checktimeout="3")
     assert r.state is State.DOWN
     assert "ICMP port unreachable" in r.reason
     assert r.latency < 0.5
 
 
-def test_silence_is_down_at_the_deadline() -> None:
+def test_silence_is_down_at_the_deadline(check: Checks) -> None:
     seen: list[bytes] = []
     with udp_server(lambda d: seen.append(d) or []) as port:
         t0 = time.monotonic()
-        r = run(port, secret=SECRET, checktimeout="1.5")
+        r = check("radius", port, secret=SECRET, checktimeout="1.5")
     assert r.state is State.DOWN
     assert r.reason.startswith("timed out after 1.5 s")
     assert 1.4 < time.monotonic() - t0 < 2.5
@@ -175,22 +175,24 @@ def _reply(
         "garbage",
     ],
 )
-def test_garbled_or_forged_reply_is_down(server: Callable[[bytes], list[bytes]], reason: str) -> None:
+def test_garbled_or_forged_reply_is_down(
+    server: Callable[[bytes], list[bytes]], reason: str, check: Checks
+) -> None:
     with udp_server(server) as port:
-        r = run(port, secret=SECRET)
+        r = check("radius", port, secret=SECRET)
     assert r.state is State.DOWN
     assert reason in r.reason
 
 
-def test_correctly_signed_reply_from_a_fake_is_accepted() -> None:
+def test_correctly_signed_reply_from_a_fake_is_accepted(check: Checks) -> None:
     # the mutation-free control for the cases above: proves the fake signs as RFC 2865 says
     with udp_server(_reply(ACCESS_ACCEPT, SECRET.encode())) as port:
-        r = run(port, secret=SECRET)
+        r = check("radius", port, secret=SECRET)
     assert r.state is State.UP, r.reason
 
 
 @pytest.mark.parametrize("good", [True, False])
-def test_reply_message_authenticator_is_verified(good: bool) -> None:
+def test_reply_message_authenticator_is_verified(good: bool, check: Checks) -> None:
     import hmac
 
     def answer(request: bytes) -> list[bytes]:
@@ -202,7 +204,7 @@ def test_reply_message_authenticator_is_verified(good: bool) -> None:
         return [header + auth + attrs]
 
     with udp_server(answer) as port:
-        r = run(port, secret=SECRET)
+        r = check("radius", port, secret=SECRET)
     if good:
         assert r.state is State.UP, r.reason
     else:

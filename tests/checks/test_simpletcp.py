@@ -4,25 +4,24 @@ Real peers: ``socat`` as an echo server (tests/peers/socat.py) and Debian
 dovecot's POP3 port (tests/peers/dovecot.py), which answers a pipelined
 ``CAPA``/``QUIT`` sent with literal ``\\n`` the way ldirectord's config writes it.
 simpletcp has no credentials, so there is no wrong-credentials case.  Hostile
-behaviour comes from hand-written servers (tests/peers/textfaults.py).
+behaviour comes from hand-written servers (tests/peers/hostile.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from tests.peers import Server, free_port
 from tests.peers.dovecot import Dovecot, start_dovecot
-from tests.peers.faults import serve
+from tests.peers.hostile import endless_line, endless_lines, open_fds, paused, script, serve, stall
 from tests.peers.socat import start_socat_echo
-from tests.peers.textfaults import endless_line, endless_lines, open_fds, paused, script, stall
+from tests.runcheck import Checks
 
 import lvscheck
-from lvscheck import CheckSpec, OptionError, Result, State, Target
+from lvscheck import CheckSpec, OptionError, State, Target
 
 pytestmark = pytest.mark.peer
 
@@ -39,63 +38,52 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
         yield server
 
 
-def check(port: int, **options: Any) -> Result:
-    [result] = lvscheck.run_checks([CheckSpec("simpletcp", Target("127.0.0.1", port), options)])
-    return result
-
-
-def timed(port: int, **options: Any) -> tuple[Result, float]:
-    t0 = time.monotonic()
-    result = check(port, **options)
-    return result, time.monotonic() - t0
-
-
-def test_echo_with_literal_newlines(echo: Server) -> None:
-    r = check(echo.port, request="HELLO lvscheck\\nSECOND line\\n", receive="^SECOND")
+def test_echo_with_literal_newlines(echo: Server, check: Checks) -> None:
+    r = check("simpletcp", echo.port, request="HELLO lvscheck\\nSECOND line\\n", receive="^SECOND")
     assert r.state is State.UP
     assert r.reason == "'^SECOND' found: 'SECOND line'"
 
 
-def test_last_line_without_newline_is_searched(echo: Server) -> None:
-    r = check(echo.port, request="one\\ntwo\\nthree", receive="^three$")
+def test_last_line_without_newline_is_searched(echo: Server, check: Checks) -> None:
+    r = check("simpletcp", echo.port, request="one\\ntwo\\nthree", receive="^three$")
     assert r.state is State.UP
 
 
-def test_lines_are_searched_one_at_a_time(echo: Server) -> None:
+def test_lines_are_searched_one_at_a_time(echo: Server, check: Checks) -> None:
     # as ldirectord: a pattern spanning two lines never matches
-    r = check(echo.port, request="one\\ntwo\\n", receive="one\\ntwo")
+    r = check("simpletcp", echo.port, request="one\\ntwo\\n", receive="one\\ntwo")
     assert r.state is State.DOWN
     assert r.reason == "'one\\\\ntwo' not found in the reply (8 bytes)"
 
 
-def test_not_found_before_eof(echo: Server) -> None:
-    r = check(echo.port, request="abc\\n", receive="xyz")
+def test_not_found_before_eof(echo: Server, check: Checks) -> None:
+    r = check("simpletcp", echo.port, request="abc\\n", receive="xyz")
     assert r.state is State.DOWN
     assert r.reason == "'xyz' not found in the reply (4 bytes)"
 
 
-def test_pipelined_pop3_dialogue(dovecot: Dovecot) -> None:
-    r = check(dovecot.pop_port, request="CAPA\\nQUIT\\n", receive="^SASL ")
+def test_pipelined_pop3_dialogue(dovecot: Dovecot, check: Checks) -> None:
+    r = check("simpletcp", dovecot.pop_port, request="CAPA\\nQUIT\\n", receive="^SASL ")
     assert r.state is State.UP
     assert r.reason.startswith("'^SASL ' found: 'SASL PLAIN LOGIN")
-    r = check(dovecot.pop_port, receive="^\\+OK .*ready")  # no request: the banner alone
+    r = check("simpletcp", dovecot.pop_port, receive="^\\+OK .*ready")  # no request: the banner alone
     assert r.state is State.UP
 
 
-def test_option_errors() -> None:
+def test_option_errors(check: Checks) -> None:
     with pytest.raises(OptionError, match="needs receive="):
-        check(7, request="x")
+        check("simpletcp", 7, request="x")
     with pytest.raises(OptionError, match="has no default port"):
         lvscheck.run_checks([CheckSpec("simpletcp", Target("127.0.0.1"), {"receive": "x"})])
 
 
-def test_refused() -> None:
-    assert check(free_port(), receive="x").reason == "connection refused"
+def test_refused(check: Checks) -> None:
+    assert check("simpletcp", free_port(), receive="x").reason == "connection refused"
 
 
-def test_stalled_real_server(echo: Server) -> None:
+def test_stalled_real_server(echo: Server, check: Checks) -> None:
     with paused(echo.pid):
-        r, took = timed(echo.port, request="ping\\n", receive="ping", negotiatetimeout="1")
+        r, took = check.timed("simpletcp", echo.port, request="ping\\n", receive="ping", negotiatetimeout="1")
     assert r.reason == "timed out after 1 s waiting for the reply"
     assert 0.9 < took < 1.5
 
@@ -121,9 +109,11 @@ HOSTILE: list[tuple[str, Any, dict[str, str], str]] = [
 @pytest.mark.parametrize(
     ("handler", "options", "reason"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE]
 )
-def test_hostile_servers(handler: Any, options: dict[str, str], reason: str) -> None:
+def test_hostile_servers(handler: Any, options: dict[str, str], reason: str, check: Checks) -> None:
     with serve(handler) as port:
-        r, took = timed(port, request="status\\n", receive="OK", negotiatetimeout="1", **options)
+        r, took = check.timed(
+            "simpletcp", port, request="status\\n", receive="OK", negotiatetimeout="1", **options
+        )
     if reason:
         assert r.state is State.DOWN
         assert r.reason == reason
@@ -133,14 +123,14 @@ def test_hostile_servers(handler: Any, options: dict[str, str], reason: str) -> 
     assert took < 1.5
 
 
-def test_no_socket_leak(echo: Server) -> None:
-    check(echo.port, request="x\\n", receive="x")
+def test_no_socket_leak(echo: Server, check: Checks) -> None:
+    check("simpletcp", echo.port, request="x\\n", receive="x")
     before = open_fds()
     for _ in range(3):
-        check(echo.port, request="x\\n", receive="x")
-        check(echo.port, request="x\\n", receive="y")
-        check(free_port(), receive="x")
+        check("simpletcp", echo.port, request="x\\n", receive="x")
+        check("simpletcp", echo.port, request="x\\n", receive="y")
+        check("simpletcp", free_port(), receive="x")
         for _, handler, options, _ in HOSTILE:
             with serve(handler) as port:
-                check(port, request="s\\n", receive="OK", negotiatetimeout="0.3", **options)
+                check("simpletcp", port, request="s\\n", receive="OK", negotiatetimeout="0.3", **options)
     assert open_fds() <= before

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 from tests.peers import Server, free_port
-from tests.peers.hostile_servers import open_fds, tcp_server, udp_server
+from tests.peers.hostile import open_fds, serve, udp_server
 from tests.peers.sipp import start_sipp
+from tests.runcheck import Checks
 
 import lvscheck
-from lvscheck import CheckSpec, Result, State, Target
+from lvscheck import CheckSpec, State, Target
 from lvscheck.errors import OptionError
 
 pytestmark = pytest.mark.peer
@@ -45,41 +46,36 @@ def sipp_busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
 
 
-def run(port: int, **options: str) -> Result:
-    [result] = lvscheck.run_checks([CheckSpec("sip", Target("127.0.0.1", port), options)])
-    return result
-
-
-def test_options_over_udp(sipp_udp: Server) -> None:
-    r = run(sipp_udp.port)
+def test_options_over_udp(sipp_udp: Server, check: Checks) -> None:
+    r = check("sip", sipp_udp.port)
     assert r.state is State.UP, r.reason
     assert r.reason == "SIP/2.0 200 OK to OPTIONS over UDP"
     assert r.details["status"] == 200
 
 
-def test_options_over_tcp(sipp_tcp: Server) -> None:
-    r = run(sipp_tcp.port, protocol="tcp", status="200")
+def test_options_over_tcp(sipp_tcp: Server, check: Checks) -> None:
+    r = check("sip", sipp_tcp.port, protocol="tcp", status="200")
     assert r.state is State.UP, r.reason
     assert r.reason == "SIP/2.0 200 OK to OPTIONS over TCP"
 
 
-def test_any_final_status_is_alive_by_default(sipp_busy: Server) -> None:
-    r = run(sipp_busy.port)
+def test_any_final_status_is_alive_by_default(sipp_busy: Server, check: Checks) -> None:
+    r = check("sip", sipp_busy.port)
     assert r.state is State.UP, r.reason
     assert "486 Busy Here" in r.reason
 
 
-def test_status_200_demands_200(sipp_busy: Server) -> None:
-    r = run(sipp_busy.port, status="200")
+def test_status_200_demands_200(sipp_busy: Server, check: Checks) -> None:
+    r = check("sip", sipp_busy.port, status="200")
     assert r.state is State.DOWN
     assert r.reason == "SIP/2.0 486 Busy Here to OPTIONS over UDP; accepted: 200"
 
 
-def test_request_as_sipp_received_it(tmp_path: Path) -> None:
+def test_request_as_sipp_received_it(tmp_path: Path, check: Checks) -> None:
     """SIPp's own message trace shows our OPTIONS, parsed and answered (UDP)."""
     trace = tmp_path / "messages.log"
     with start_sipp(tmp_path, "udp", extra=["-trace_msg", "-message_file", str(trace)]) as server:
-        r = run(server.port, login="alice")
+        r = check("sip", server.port, login="alice")
         assert r.state is State.UP, r.reason
     text = trace.read_text(errors="replace")
     m = re.search(r"OPTIONS sip:alice@127\.0\.0\.1:\d+ SIP/2\.0\r?\n(.*?)\r?\n\r?\n", text, re.S)
@@ -90,21 +86,21 @@ def test_request_as_sipp_received_it(tmp_path: Path) -> None:
     assert "SIP/2.0 200 OK" in text
 
 
-def test_bad_options() -> None:
+def test_bad_options(check: Checks) -> None:
     for options in ({"protocol": "sctp"}, {"status": "1xx"}, {"status": "299-200"}, {"login": "a b"}):
         with pytest.raises(OptionError):
-            run(5060, **options)
+            check("sip", 5060, **options)
 
 
-def test_udp_port_unreachable_is_down_promptly() -> None:
-    r = run(free_port(socket.SOCK_DGRAM), negotiatetimeout="3")
+def test_udp_port_unreachable_is_down_promptly(check: Checks) -> None:
+    r = check("sip", free_port(socket.SOCK_DGRAM), negotiatetimeout="3")
     assert r.state is State.DOWN
     assert "ICMP port unreachable" in r.reason
     assert r.latency < 0.5
 
 
-def test_tcp_refused() -> None:
-    r = run(free_port(), protocol="tcp")
+def test_tcp_refused(check: Checks) -> None:
+    r = check("sip", free_port(), protocol="tcp")
     assert r.state is State.DOWN
     assert r.reason == "connection refused"
 
@@ -134,37 +130,37 @@ def _call_id(request: bytes) -> str:
     ],
     ids=["garbage", "http", "other-call", "other-cseq", "echo", "cut-short"],
 )
-def test_garbage_or_wrong_udp_reply_is_down(server: object, reason: str) -> None:
+def test_garbage_or_wrong_udp_reply_is_down(server: object, reason: str, check: Checks) -> None:
     with udp_server(server) as port:  # type: ignore[arg-type]
-        r = run(port)
+        r = check("sip", port)
     assert r.state is State.DOWN
     assert reason in r.reason
 
 
-def test_provisional_only_waits_for_a_final_response() -> None:
+def test_provisional_only_waits_for_a_final_response(check: Checks) -> None:
     with udp_server(lambda q: [_answer("100 Trying", call_id=_call_id(q))]) as port:
-        r = run(port, negotiatetimeout="1")
+        r = check("sip", port, negotiatetimeout="1")
     assert r.state is State.DOWN
     assert r.reason.startswith("timed out after 1 s waiting for a final SIP response after 100 Trying")
     with udp_server(
         lambda q: [_answer("100 Trying", call_id=_call_id(q)), _answer("200 OK", call_id=_call_id(q))]
     ) as port:
-        r = run(port)
+        r = check("sip", port)
     assert r.state is State.UP, r.reason
 
 
-def test_udp_silence_is_down_at_the_deadline() -> None:
+def test_udp_silence_is_down_at_the_deadline(check: Checks) -> None:
     seen: list[bytes] = []
     with udp_server(lambda q: seen.append(q) or []) as port:
         t0 = time.monotonic()
-        r = run(port, negotiatetimeout="1.5")
+        r = check("sip", port, negotiatetimeout="1.5")
     assert r.state is State.DOWN
     assert r.reason.startswith("timed out after 1.5 s waiting for the SIP response over UDP")
     assert time.monotonic() - t0 < 2.5
     assert len(seen) == 2
 
 
-def test_tcp_stall_endless_and_garbage() -> None:
+def test_tcp_stall_endless_and_garbage(check: Checks) -> None:
     async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(30)
 
@@ -181,17 +177,17 @@ def test_tcp_stall_endless_and_garbage() -> None:
         await writer.drain()
 
     before = open_fds()
-    with tcp_server(stall) as port:
-        r = run(port, protocol="tcp", negotiatetimeout="1")
+    with serve(stall) as port:
+        r = check("sip", port, protocol="tcp", negotiatetimeout="1")
         assert r.state is State.DOWN
         assert r.reason.startswith("timed out after 1 s waiting for the SIP response over TCP")
-    with tcp_server(endless) as port:
-        r = run(port, protocol="tcp", negotiatetimeout="3")
+    with serve(endless) as port:
+        r = check("sip", port, protocol="tcp", negotiatetimeout="3")
         assert r.state is State.DOWN
         assert "SIP response head longer than" in r.reason
         assert r.latency < 1
-    with tcp_server(garbage) as port:
-        r = run(port, protocol="tcp")
+    with serve(garbage) as port:
+        r = check("sip", port, protocol="tcp")
         assert r.state is State.DOWN
         assert "not a SIP response" in r.reason
     assert open_fds() <= before

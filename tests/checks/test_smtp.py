@@ -4,7 +4,7 @@ exim listens on two ports: one offering STARTTLS (certificate from a test CA)
 and AUTH, one offering neither.  ``submission`` is ``smtp`` on port 587 by
 default, so both types run the same cases against exim.  Hostile behaviour
 (garbage, endless replies, a broken STARTTLS) comes from hand-written servers
-(tests/peers/textfaults.py): exim does not misbehave on demand.
+(tests/peers/hostile.py): exim does not misbehave on demand.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,11 @@ from typing import Any
 import pytest
 from tests.peers import free_port
 from tests.peers.exim import PASSWORD, USER, Exim, start_exim
-from tests.peers.faults import serve
-from tests.peers.textfaults import endless_line, endless_lines, open_fds, paused, script, stall
+from tests.peers.hostile import endless_line, endless_lines, open_fds, paused, script, serve, stall
+from tests.runcheck import Checks
 
 import lvscheck
-from lvscheck import CheckSpec, OptionError, Result, State, Target
+from lvscheck import OptionError, State
 
 pytestmark = pytest.mark.peer
 
@@ -38,17 +37,6 @@ def exim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exim]:
         yield server
 
 
-def check(port: int, kind: str = "smtp", **options: Any) -> Result:
-    [result] = lvscheck.run_checks([CheckSpec(kind, Target("127.0.0.1", port), options)])
-    return result
-
-
-def timed(port: int, kind: str = "smtp", **options: Any) -> tuple[Result, float]:
-    t0 = time.monotonic()
-    result = check(port, kind, **options)
-    return result, time.monotonic() - t0
-
-
 def tls(ex: Exim, **extra: str) -> dict[str, str]:
     return {"starttls": "yes", "cafile": str(ex.cafile), **extra}
 
@@ -57,79 +45,82 @@ def tls(ex: Exim, **extra: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_banner_ehlo_quit(exim: Exim, kind: str) -> None:
-    r = check(exim.port, kind)
+def test_banner_ehlo_quit(exim: Exim, kind: str, check: Checks) -> None:
+    r = check(kind, exim.port)
     assert r.state is State.UP
     assert r.reason == "banner 220, EHLO 250"
     assert r.check == kind
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_starttls_verified(exim: Exim, kind: str) -> None:
-    r = check(exim.port, kind, **tls(exim))
+def test_starttls_verified(exim: Exim, kind: str, check: Checks) -> None:
+    r = check(kind, exim.port, **tls(exim))
     assert r.state is State.UP
     assert r.reason.startswith("banner 220, EHLO 250, STARTTLS (TLSv1.")
 
 
-def test_plain_check_does_not_upgrade_on_its_own(exim: Exim) -> None:
+def test_plain_check_does_not_upgrade_on_its_own(exim: Exim, check: Checks) -> None:
     # aiosmtplib would upgrade whenever EHLO offers STARTTLS; a plain check must not
     # (with no cafile, an upgrade would fail verification against the test CA)
-    r = check(exim.port)
+    r = check("smtp", exim.port)
     assert r.state is State.UP
     assert "STARTTLS" not in r.reason
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_auth_after_starttls(exim: Exim, kind: str) -> None:
-    r = check(exim.port, kind, login=USER, passwd=PASSWORD, **tls(exim))
+def test_auth_after_starttls(exim: Exim, kind: str, check: Checks) -> None:
+    r = check(kind, exim.port, login=USER, passwd=PASSWORD, **tls(exim))
     assert r.state is State.UP
     assert r.reason.endswith(f"AUTH as {USER}")
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_wrong_password_is_login_failed(exim: Exim, kind: str) -> None:
-    r = check(exim.port, kind, login=USER, passwd="not-the-password", **tls(exim))
+def test_wrong_password_is_login_failed(exim: Exim, kind: str, check: Checks) -> None:
+    r = check(kind, exim.port, login=USER, passwd="not-the-password", **tls(exim))
     assert r.state is State.DOWN
     assert r.reason == "login failed: 535 Incorrect authentication data"
     assert "not-the-password" not in r.reason
 
 
-def test_untrusted_certificate_is_down(exim: Exim) -> None:
-    r = check(exim.port, **tls(exim, cafile=str(exim.other_ca)))
+def test_untrusted_certificate_is_down(exim: Exim, check: Checks) -> None:
+    r = check("smtp", exim.port, **tls(exim, cafile=str(exim.other_ca)))
     assert r.state is State.DOWN
     assert r.reason.startswith("TLS certificate not accepted: ")
-    r = check(exim.port, starttls="yes")  # the system store does not know the test CA
+    r = check("smtp", exim.port, starttls="yes")  # the system store does not know the test CA
     assert r.reason == "TLS certificate not accepted: unable to get local issuer certificate"
 
 
-def test_wrong_name_is_down_and_tlsverify_no_accepts_it(exim: Exim) -> None:
-    r = check(exim.port, **tls(exim, servername="wrong.example.test"))
+def test_wrong_name_is_down_and_tlsverify_no_accepts_it(exim: Exim, check: Checks) -> None:
+    r = check("smtp", exim.port, **tls(exim, servername="wrong.example.test"))
     assert r.state is State.DOWN
     assert "Hostname mismatch" in r.reason
-    assert check(exim.port, starttls="yes", tlsverify="no", servername="wrong.example.test").state is State.UP
-    assert check(exim.port, **tls(exim, servername="mx.example.test")).state is State.UP
+    assert (
+        check("smtp", exim.port, starttls="yes", tlsverify="no", servername="wrong.example.test").state
+        is State.UP
+    )
+    assert check("smtp", exim.port, **tls(exim, servername="mx.example.test")).state is State.UP
 
 
-def test_starttls_required_but_not_offered(exim: Exim) -> None:
-    r = check(exim.plain_port, **tls(exim))
+def test_starttls_required_but_not_offered(exim: Exim, check: Checks) -> None:
+    r = check("smtp", exim.plain_port, **tls(exim))
     assert r.state is State.DOWN
     assert r.reason == "STARTTLS required (starttls=yes) but the server does not offer it"
-    assert check(exim.plain_port).state is State.UP
+    assert check("smtp", exim.plain_port).state is State.UP
 
 
-def test_auth_not_offered(exim: Exim) -> None:
-    r = check(exim.plain_port, login=USER, passwd=PASSWORD)
+def test_auth_not_offered(exim: Exim, check: Checks) -> None:
+    r = check("smtp", exim.plain_port, login=USER, passwd=PASSWORD)
     assert r.state is State.DOWN
     assert r.reason == "login= is set but the server offers no AUTH here"
 
 
-def test_option_errors() -> None:
+def test_option_errors(check: Checks) -> None:
     with pytest.raises(OptionError, match="login= needs a password"):
-        check(25, login="x")
+        check("smtp", 25, login="x")
     with pytest.raises(OptionError, match="helo"):
-        check(25, helo="two words")
+        check("smtp", 25, helo="two words")
     with pytest.raises(OptionError, match="cafile"):
-        check(25, starttls="yes", cafile="/nonexistent/ca.pem")
+        check("smtp", 25, starttls="yes", cafile="/nonexistent/ca.pem")
 
 
 def test_default_ports() -> None:
@@ -141,24 +132,24 @@ def test_default_ports() -> None:
 # -- refused, stalled, hostile -----------------------------------------------------------------------
 
 
-def test_refused() -> None:
-    r = check(free_port())
+def test_refused(check: Checks) -> None:
+    r = check("smtp", free_port())
     assert r.reason == "connection refused"
 
 
-def test_stalled_real_server(exim: Exim) -> None:
+def test_stalled_real_server(exim: Exim, check: Checks) -> None:
     with paused(exim.server.pid):
-        r, took = timed(exim.port, negotiatetimeout="1")
+        r, took = check.timed("smtp", exim.port, negotiatetimeout="1")
     assert r.state is State.DOWN
     assert r.reason == "timed out after 1 s waiting for the banner"
     assert 0.9 < took < 1.5
 
 
-def test_connecttimeout_is_separate_from_the_deadline() -> None:
+def test_connecttimeout_is_separate_from_the_deadline(check: Checks) -> None:
     # a blackholed address would need a routing setup; a closed port answers at once,
     # so here the point is only that connecttimeout is accepted and the total still decides
     with serve(stall) as port:
-        r, took = timed(port, negotiatetimeout="0.6", connecttimeout="0.3")
+        r, took = check.timed("smtp", port, negotiatetimeout="0.6", connecttimeout="0.3")
     assert r.reason == "timed out after 0.6 s waiting for the banner"
     assert took < 1.0
 
@@ -233,9 +224,9 @@ HOSTILE: list[tuple[str, Any, dict[str, str], str]] = [
 @pytest.mark.parametrize(
     ("handler", "options", "reason"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE]
 )
-def test_hostile_servers(handler: Any, options: dict[str, str], reason: str) -> None:
+def test_hostile_servers(handler: Any, options: dict[str, str], reason: str, check: Checks) -> None:
     with serve(handler) as port:
-        r, took = timed(port, negotiatetimeout="1", **options)
+        r, took = check.timed("smtp", port, negotiatetimeout="1", **options)
     assert r.state is State.DOWN
     assert r.reason == reason
     assert took < 1.5
@@ -246,34 +237,36 @@ def test_hostile_servers(handler: Any, options: dict[str, str], reason: str) -> 
     [h[1:] for h in HOSTILE if h[0] in ("garbage", "truncated", "endless-line", "endless-reply")],
     ids=["garbage", "truncated", "endless-line", "endless-reply"],
 )
-def test_hostile_servers_submission(handler: Any, options: dict[str, str], reason: str) -> None:
+def test_hostile_servers_submission(
+    handler: Any, options: dict[str, str], reason: str, check: Checks
+) -> None:
     with serve(handler) as port:
-        r, took = timed(port, "submission", negotiatetimeout="1", **options)
+        r, took = check.timed("submission", port, negotiatetimeout="1", **options)
     assert r.check == "submission"
     assert r.reason == reason
     assert took < 1.5
 
 
-def test_helo_fallback_when_ehlo_is_refused() -> None:
+def test_helo_fallback_when_ehlo_is_refused(check: Checks) -> None:
     with serve(script(b"220 old\r\n", b"502 no EHLO here\r\n", b"250 hello\r\n", b"221 bye\r\n")) as port:
-        r = check(port, negotiatetimeout="1")
+        r = check("smtp", port, negotiatetimeout="1")
     assert r.state is State.UP
     assert r.reason == "banner 220, HELO 250"
 
 
-def test_no_socket_leak(exim: Exim) -> None:
-    check(exim.port)
+def test_no_socket_leak(exim: Exim, check: Checks) -> None:
+    check("smtp", exim.port)
     before = open_fds()
     for _ in range(3):
-        check(exim.port, **tls(exim))
-        check(exim.port, login=USER, passwd="bad", **tls(exim))
-        check(exim.port, **tls(exim, servername="wrong.example.test"))
-        check(free_port())
+        check("smtp", exim.port, **tls(exim))
+        check("smtp", exim.port, login=USER, passwd="bad", **tls(exim))
+        check("smtp", exim.port, **tls(exim, servername="wrong.example.test"))
+        check("smtp", free_port())
         for _, handler, options, _ in HOSTILE[1:]:
             with serve(handler) as port:
-                check(port, negotiatetimeout="0.3", **options)
+                check("smtp", port, negotiatetimeout="0.3", **options)
     with paused(exim.server.pid):
-        check(exim.port, negotiatetimeout="0.3")
+        check("smtp", exim.port, negotiatetimeout="0.3")
     assert open_fds() <= before
 
 

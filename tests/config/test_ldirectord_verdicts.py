@@ -7,7 +7,7 @@ the same file against the same servers.  For every scenario the two verdicts are
 or the scenario names the documented difference (docs/migration.md).
 
 Servers: Debian nginx (tests/peers/nginx.py) for every HTTP answer; two hand-written
-fault servers (tests/peers/textfaults.py) where no real server does it on demand: one
+fault servers (tests/peers/hostile.py) where no real server does it on demand: one
 that accepts and never answers (a stalled server) and one that answers a bare
 "Still alive" with no HTTP status line (an HTTP/0.9 reply, which LWP accepts).
 """
@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.peers.faults import serve
+from tests.peers.hostile import script, serve, stall
 from tests.peers.ldirectord import decided, running_ldirectord
 from tests.peers.nginx import LARGE_MARKER, Nginx, start_nginx
-from tests.peers.textfaults import script, stall
 
 pytestmark = [
     pytest.mark.ipvs,

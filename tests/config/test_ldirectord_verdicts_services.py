@@ -20,13 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.peers.faults import serve
 from tests.peers.freeradius import PASSWORD as RADIUS_PASSWORD
 from tests.peers.freeradius import SECRET, start_freeradius
 from tests.peers.freeradius import USER as RADIUS_USER
+from tests.peers.hostile import serve, stall
 from tests.peers.ldirectord import decided, running_ldirectord
 from tests.peers.slapd import BASE, BIND_DN, BIND_PASSWORD, start_slapd
-from tests.peers.textfaults import stall
 
 pytestmark = [
     pytest.mark.ipvs,

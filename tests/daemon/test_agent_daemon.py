@@ -10,7 +10,7 @@ from __future__ import annotations
 from tests.checks.test_agent import LineAgent
 from tests.daemon.test_director import run_with, until, virtual
 from tests.daemon.test_shared_probe import VIPS, CountingServer, server, weights
-from tests.peers.faults import serve
+from tests.peers.hostile import serve
 
 from lvscheck.adapters.ipvs.table import MemoryIPVS
 from lvscheck.config.model import Config, LvscheckSettings

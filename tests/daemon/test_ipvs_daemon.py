@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.daemon.realservers import RealNginx
+from tests.peers.nginx import RealNginx
 
 pytestmark = [
     pytest.mark.ipvs,
@@ -72,6 +72,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RealNgin
     if os.geteuid() != 0:
         pytest.skip("needs root (the ipvs guest)")
     d = tmp_path_factory.mktemp("ipvsnet")
+    _remove_net()  # what an earlier run in this guest left
     for i in (2, 3):
         sh(
             f"ip netns add rs{i} && ip link add h{i} type veth peer name g{i} && ip link set g{i} netns rs{i}"
@@ -89,6 +90,13 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RealNgin
     yield reals
     for r in reals.values():
         r.stop()
+    _remove_net()
+
+
+def _remove_net() -> None:
+    """Delete the namespaces, links and VIPs of :func:`net`, whichever exist."""
+    for cmd in ("ip netns del rs2", "ip netns del rs3", "ip link del br0", "ip link del d0"):
+        subprocess.run(cmd.split(), capture_output=True)
 
 
 def table() -> dict[str, dict[str, int]]:
@@ -253,6 +261,8 @@ def test_kill_9_and_restart_never_drains_a_healthy_real(daemon: Daemon) -> None:
         daemon.start()
         wait(lambda: bool(daemon.status()["checks"]), 20, "checks after the restart")
         time.sleep(2.0)
+        # each sample is an ipvsadm run: on a loaded machine 2 s may hold fewer than 20
+        wait(lambda: len(samples) > 20, 20, "20 samples of the table")
     finally:
         stop.set()
         t.join()

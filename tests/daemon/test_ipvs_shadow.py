@@ -7,7 +7,7 @@ ldirectord's LWP wrongly accepts (HTTP/0.9): ldirectord keeps it at weight 5, lv
 would take it out.  That disagreement must show in ``lvscheck status``, in the metrics
 and in the event log with both verdicts and lvscheck's reason, and the kernel table must
 be the same before and after the shadow ran.  The HTTP/0.9 server is hand-written
-(tests/peers/textfaults.py): no real server answers so on demand.
+(tests/peers/hostile.py): no real server answers so on demand.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from pathlib import Path
 
 import pytest
 from tests.peers import free_port
-from tests.peers.faults import serve
+from tests.peers.hostile import script, serve
 from tests.peers.ldirectord import decided, ipvs_weights, running_ldirectord
 from tests.peers.nginx import start_nginx
-from tests.peers.textfaults import script
 
 pytestmark = [
     pytest.mark.ipvs,

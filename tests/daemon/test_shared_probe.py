@@ -1,7 +1,7 @@
 """One probe per real: one real behind three virtuals gets one check per interval, not three.
 
 The connections are counted at the server, so the server is a small hand-written
-HTTP responder (tests/peers/faults.py) that counts what it accepts and answers
+HTTP responder (tests/peers/hostile.py) that counts what it accepts and answers
 "Still alive"; the director is the real one, with an in-memory IPVS table.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from tests.daemon.test_director import run_with, until, virtual
-from tests.peers.faults import serve
+from tests.peers.hostile import serve
 
 from lvscheck.adapters.ipvs.table import MemoryIPVS, ServiceKey
 from lvscheck.cli.status_view import render

@@ -5,6 +5,11 @@ that starts it in a temporary directory on 127.0.0.1 and returns a handle; the
 test modules wrap them in fixtures.  A peer whose binary is missing makes its
 tests skip (``require_binary``); ``.ci/run`` installs all of them, so in CI
 nothing skips.  Recipes: ../shared/reference/test-peers.md.
+
+Every server is started through :func:`spawn`, so a test run that is killed
+(SIGKILL, a CI timeout) takes its servers with it instead of leaving them for
+the next run; and every server gets fresh ports and a fresh directory, so what
+an earlier run left behind cannot get in the way.
 """
 
 from __future__ import annotations
@@ -15,13 +20,29 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-__all__ = ["Server", "free_port", "require_binary", "running", "wait_for_port"]
+__all__ = [
+    "Server",
+    "free_port",
+    "own_tmpdir",
+    "require_binary",
+    "running",
+    "spawn",
+    "sweep_leftovers",
+    "wait_for_port",
+]
+
+#: Every directory a peer makes outside pytest's own temp dirs starts so (see :func:`own_tmpdir`).
+TMP_PREFIX = "lvscheck-peer-"
+#: A peer directory this old is a leftover of a killed run (a CI run lasts at most 90 minutes).
+LEFTOVER_AGE = 6 * 3600
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -29,6 +50,44 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def spawn(argv: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
+    """``Popen(argv)``, with the kernel told to SIGKILL the child when this test process dies.
+
+    ``setpriv --pdeathsig KILL`` sets the parent-death signal and then executes
+    ``argv`` in the same process (same pid, so signals and ``wait`` work as with
+    a plain Popen).  Without setpriv (util-linux) the server simply starts.
+    """
+    setpriv = shutil.which("setpriv")
+    prefix = [setpriv, "--pdeathsig", "KILL"] if setpriv else []
+    return subprocess.Popen([*prefix, *argv], **popen)
+
+
+def own_tmpdir(name: str) -> Path:
+    """A fresh directory under /tmp for one server (mode 0700; the caller opens it up as needed).
+
+    For servers that drop privileges: pytest's temp dirs sit under a 0700 directory
+    they could not enter.  Each peer removes its directory when it stops; what a
+    killed run left is removed by :func:`sweep_leftovers` at the next start.
+    """
+    return Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-"))
+
+
+def sweep_leftovers(older_than: float = LEFTOVER_AGE) -> list[Path]:
+    """Remove the peer directories of runs that ended without cleaning up; returns them.
+
+    Only directories older than ``older_than`` seconds, so those of a run going on
+    beside this one (another checkout on the same machine) are left alone.
+    """
+    removed = []
+    limit = time.time() - older_than
+    for path in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink() and path.stat().st_mtime < limit:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
 
 
 def require_binary(*candidates: str) -> str:
@@ -94,7 +153,7 @@ def running(
 ) -> Iterator[Server]:
     """Start ``argv`` (in the foreground, not daemonised), wait for ``port``, stop it afterwards."""
     log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env)
+    proc = spawn(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env)
     server = Server(proc, port, workdir, stop_signal)
     try:
         try:

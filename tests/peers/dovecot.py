@@ -16,13 +16,13 @@ import contextlib
 import os
 import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import trustme
-from tests.peers import Server, free_port, require_binary, running, wait_for_port
+from tests.peers import Server, free_port, own_tmpdir, require_binary, running, wait_for_port
+from tests.peers.hostile import process_tree
 
 __all__ = ["PASSWORD", "USER", "Dovecot", "start_dovecot"]
 
@@ -42,26 +42,14 @@ class Dovecot:
 
     def pause(self) -> None:
         """SIGSTOP the master and every child (login processes accept, then nothing answers)."""
-        for pid in [self.server.pid, *_descendants(self.server.pid)]:
+        for pid in process_tree(self.server.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGSTOP)
 
     def resume(self) -> None:
-        for pid in [*_descendants(self.server.pid), self.server.pid]:
+        for pid in reversed(process_tree(self.server.pid)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-
-
-def _descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        with contextlib.suppress(OSError):
-            kids = [int(k) for k in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
-            found += kids
-            todo += kids
-    return found
 
 
 @contextlib.contextmanager
@@ -144,7 +132,7 @@ def start_dovecot(workdir: Path) -> Iterator[Dovecot]:
     it could not enter; so the files live in a fresh world-traversable directory,
     removed afterwards.
     """
-    own = Path(tempfile.mkdtemp(prefix="lvscheck-dovecot-"))
+    own = own_tmpdir("dovecot")
     own.chmod(0o755)
     try:
         with _start_dovecot(own) as server:

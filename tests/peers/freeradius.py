@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.peers import Server, free_port, require_binary
+from tests.peers import Server, free_port, require_binary, spawn
 
 __all__ = ["PASSWORD", "REPLY_MESSAGE", "SECRET", "USER", "start_freeradius"]
 
@@ -104,9 +104,7 @@ def start_freeradius(workdir: Path) -> Iterator[Server]:
     (workdir / "dictionary").write_text("$INCLUDE /usr/share/freeradius/dictionary\n")
     logpath = workdir / "server.log"
     with open(logpath, "wb") as log:
-        proc = subprocess.Popen(
-            [binary, "-f", "-l", "stdout", "-d", str(workdir)], stdout=log, stderr=subprocess.STDOUT
-        )
+        proc = spawn([binary, "-f", "-l", "stdout", "-d", str(workdir)], stdout=log, stderr=subprocess.STDOUT)
         server = Server(proc, port, workdir)
         try:
             end = time.monotonic() + 20

@@ -2,7 +2,7 @@
 
 Hand-written on purpose: no real server streams ParameterStatus for ever, announces
 a 4 GiB LDAP message or asks for ``mysql_old_password`` on demand.  Each factory
-returns a handler for :func:`tests.peers.faults.serve` (its own thread and loop).
+returns a handler for :func:`tests.peers.hostile.serve` (its own thread and loop).
 :data:`CATALOGUE` names every case with the check that meets it and the reason
 expected; tests/checks/test_hostile_protocols.py runs them, and bench/soak_daemon.py
 mixes some of them into a daemon's reals.
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.peers.faults import Handler, serve
+from tests.peers.hostile import Handler, serve
 
 __all__ = [
     "BY_NAME",

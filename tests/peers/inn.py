@@ -22,12 +22,11 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.peers import Server, free_port, require_binary, running
+from tests.peers import Server, free_port, own_tmpdir, require_binary, running
 
 __all__ = ["PASSWORD", "USER", "Inn", "start_inn"]
 
@@ -139,7 +138,7 @@ def start_inn(workdir: Path) -> Iterator[Inn]:
     it could not enter; so the files live in a fresh world-traversable directory,
     removed afterwards.
     """
-    own = Path(tempfile.mkdtemp(prefix="lvscheck-inn-"))
+    own = own_tmpdir("inn")
     own.chmod(0o755)
     try:
         with _start_inn(own) as server:

@@ -9,10 +9,10 @@ through PyMySQL (the synchronous driver aiomysql is built on) as root over TCP.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.peers import Server, free_port, require_binary, running
+from tests.peers import Server, free_port, own_tmpdir, require_binary, running
 
 __all__ = [
     "ROOT_PASSWORD",
@@ -46,8 +46,8 @@ def _template_dir() -> Path:
     if _template is None:
         installer = require_binary("mariadb-install-db", "mysql_install_db")
         require_binary("mariadbd", "/usr/sbin/mariadbd")
-        base = Path(tempfile.mkdtemp(prefix="lvscheck-mariadb-template-"))
-        subprocess.run(
+        base = own_tmpdir("mariadb-template")
+        done = subprocess.run(
             [
                 installer,
                 "--no-defaults",
@@ -56,9 +56,13 @@ def _template_dir() -> Path:
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
             ],
-            check=True,
             capture_output=True,
         )
+        if done.returncode != 0:
+            shutil.rmtree(base, ignore_errors=True)
+            output = (done.stdout + done.stderr).decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{installer} exited with {done.returncode}:\n{output}")
+        atexit.register(shutil.rmtree, base, ignore_errors=True)
         _template = base / "data"
     return _template
 
@@ -124,7 +128,18 @@ def _mariadbd(
     name: str, extra: list[str], *, root_password: bool = False, tls: bool = False
 ) -> Iterator[MariaDB]:
     template = _template_dir()
-    workdir = Path(tempfile.mkdtemp(prefix=f"lvscheck-mariadb-{name}-"))
+    workdir = own_tmpdir(f"mariadb-{name}")
+    try:
+        with _mariadbd_in(workdir, template, extra, root_password=root_password, tls=tls) as db:
+            yield db
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _mariadbd_in(
+    workdir: Path, template: Path, extra: list[str], *, root_password: bool, tls: bool
+) -> Iterator[MariaDB]:
     shutil.copytree(template, workdir / "data")
     if tls:
         extra = [*extra, *_tls_options(workdir)]
@@ -142,21 +157,36 @@ def _mariadbd(
         "--innodb-buffer-pool-size=16M",
         *extra,
     ]
-    try:
-        with running(argv, port, workdir) as server:
-            db = MariaDB(server, port, workdir, workdir / "ca.pem" if tls else None)
-            if root_password:
-                import pymysql
+    with running(argv, port, workdir) as server:
+        db = MariaDB(server, port, workdir, workdir / "ca.pem" if tls else None)
+        if root_password:
+            _set_root_password(port)
+        yield db
 
-                conn = pymysql.connect(host="127.0.0.1", port=port, user="root", password="", autocommit=True)
-                with conn.cursor() as cur:
-                    cur.execute("SELECT Host FROM mysql.user WHERE User = 'root'")
-                    for (host,) in cur.fetchall():
-                        cur.execute(f"ALTER USER 'root'@'{host}' IDENTIFIED BY '{ROOT_PASSWORD}'")
-                conn.close()
-            yield db
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+
+def _set_root_password(port: int, timeout: float = 30.0) -> None:
+    """Give root its password, once the server takes statements.
+
+    A Galera node opens its port before wsrep is ready and answers error 1047
+    ("WSREP has not yet prepared node for application use") until it is.
+    """
+    import pymysql
+
+    end = time.monotonic() + timeout
+    while True:
+        conn = pymysql.connect(host="127.0.0.1", port=port, user="root", password="", autocommit=True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT Host FROM mysql.user WHERE User = 'root'")
+                for (host,) in cur.fetchall():
+                    cur.execute(f"ALTER USER 'root'@'{host}' IDENTIFIED BY '{ROOT_PASSWORD}'")
+            return
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] != 1047 or time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+        finally:
+            conn.close()
 
 
 def _setup_primary(db: MariaDB) -> None:

@@ -1,4 +1,13 @@
-"""A real Debian nginx (``nginx-light``) on 127.0.0.1 for the http/https checks.
+"""Real Debian nginx (``nginx-light``): the test web server of the http checks, and the reals of the daemon.
+
+Both are one :class:`NginxProcess` (``nginx -c CONF -p DIR -g "daemon off;"``,
+optionally inside a network namespace, that can be started, paused, resumed and
+stopped); they differ only in the configuration written for it:
+
+:class:`RealNginx`
+    one small server per real (host, or a guest netns) that answers
+    ``/test.html`` with "Still alive" and ``/`` with its own name, so a client
+    going through the VIP can tell which real it reached.
 
 :func:`start_nginx` writes a config, a document root and certificates from a test CA
 (trustme) into a directory, starts nginx in the foreground (``daemon off``) and
@@ -30,20 +39,145 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.peers import Server, free_port, require_binary, running, wait_for_port
+from tests.peers import free_port, require_binary, spawn, wait_for_port
+from tests.peers.hostile import process_tree
 
-__all__ = ["LARGE_MARKER", "Nginx", "nginx_conf", "start_nginx", "write_certs"]
+__all__ = ["LARGE_MARKER", "Nginx", "NginxProcess", "RealNginx", "nginx_conf", "start_nginx", "write_certs"]
 
 #: Written after the first 64 KiB of /large.html.
 LARGE_MARKER = "MARKER-AFTER-64K"
 
 
+class NginxProcess:
+    """One nginx master (and its worker) in ``workdir``, running ``conf``; ready when ``listens`` accept.
+
+    Inside ``netns`` the ports cannot be polled from here: ready when nginx wrote its pid file.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        conf: str,
+        listens: list[tuple[str, int]],
+        *,
+        netns: str | None = None,
+        stop_signal: int = signal.SIGTERM,
+    ) -> None:
+        self.dir = workdir
+        self.listens = listens
+        self.netns = netns
+        self.stop_signal = stop_signal
+        self.binary = require_binary("nginx", "/usr/sbin/nginx")
+        self.proc: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "nginx.conf").write_text(conf)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "nginx is not running"
+        return self.proc.pid
+
+    def start(self, timeout: float = 30.0) -> None:
+        argv = [self.binary, "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir), "-g", "daemon off;"]
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns, *argv]
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / "nginx.pid").unlink()
+        with open(self.dir / "server.log", "wb") as log:
+            self.proc = spawn(argv, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            if self.netns is None:
+                for host, port in self.listens:
+                    wait_for_port(port, host, timeout=timeout, proc=self.proc)
+            else:
+                end = time.monotonic() + timeout
+                while not (self.dir / "nginx.pid").exists():
+                    if self.proc.poll() is not None or time.monotonic() > end:
+                        raise RuntimeError("nginx did not start")
+                    time.sleep(0.05)
+                time.sleep(0.2)
+        except RuntimeError as exc:
+            self.stop()
+            log_text = (self.dir / "server.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{exc}; log:\n{log_text}") from None
+
+    def pause(self) -> None:
+        """SIGSTOP master and workers: connections are accepted by the kernel, never answered."""
+        for pid in process_tree(self.pid):
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in reversed(process_tree(self.pid)):
+            os.kill(pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.resume()  # a test may have paused it
+                self.proc.send_signal(self.stop_signal)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / "nginx.pid").unlink()
+
+
+def _conf(
+    d: Path, servers: str, *, error_level: str = "warn", connections: int = 4096, keepalive: int = 5
+) -> str:
+    """The nginx.conf around ``servers``: every path in ``d``, root's workers when run as root."""
+    user = "user root;" if os.geteuid() == 0 else ""
+    return f"""
+{user}
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log {error_level};
+events {{ worker_connections {connections}; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    default_type text/html;
+    keepalive_timeout {keepalive};
+{servers}
+}}
+"""
+
+
+class RealNginx(NginxProcess):
+    """A real server ``name`` on ``addr:port``: "Still alive" at /test.html, its name at /."""
+
+    def __init__(self, name: str, addr: str, port: int, workdir: Path, netns: str | None = None) -> None:
+        d = workdir / name
+        (d / "root").mkdir(parents=True, exist_ok=True)
+        (d / "root" / "test.html").write_text("Still alive\n")
+        (d / "root" / "index.html").write_text(f"{name}\n")
+        server = f"    server {{ listen {addr}:{port}; root {d}/root; }}"
+        conf = _conf(d, server, error_level="error", connections=1024, keepalive=0)
+        super().__init__(d, conf, [(addr, port)], netns=netns)
+        self.name = name
+        self.addr = addr
+        self.port = port
+
+
 @dataclass
 class Nginx:
+    """The test web server of :func:`start_nginx`: its ports and PEM files."""
+
     workdir: Path
     http_port: int
     https_port: int
@@ -53,7 +187,7 @@ class Nginx:
     client_cert: Path
     client_key: Path
     other_ca: Path  # a CA nobody used: verifying against it must fail
-    server: Server | None = None
+    server: NginxProcess | None = None
 
     @property
     def pid(self) -> int:
@@ -61,21 +195,12 @@ class Nginx:
         return self.server.pid
 
     def pause(self) -> None:
-        os.kill(self.pid, signal.SIGSTOP)
-        for child in _children(self.pid):
-            os.kill(child, signal.SIGSTOP)
+        assert self.server is not None
+        self.server.pause()
 
     def resume(self) -> None:
-        for child in _children(self.pid):
-            os.kill(child, signal.SIGCONT)
-        os.kill(self.pid, signal.SIGCONT)
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    with contextlib.suppress(OSError):
-        return [int(p) for p in path.read_text().split()]
-    return []
+        assert self.server is not None
+        self.server.resume()
 
 
 def write_certs(d: Path) -> dict[str, Path]:
@@ -119,23 +244,8 @@ def _docroot(d: Path) -> Path:
 
 
 def nginx_conf(d: Path, ng: Nginx, files: dict[str, Path], root: Path) -> str:
-    user = "user root;" if os.geteuid() == 0 else ""
     tls = f"ssl_certificate {files['cert']}; ssl_certificate_key {files['key']};"
-    return f"""
-{user}
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    default_type text/html;
-    keepalive_timeout 5;
+    servers = f"""
     server {{
         listen 127.0.0.1:{ng.http_port} default_server;
         listen 127.0.0.1:{ng.https_port} ssl default_server;
@@ -170,15 +280,13 @@ http {{
         ssl_client_certificate {files["ca"]};
         ssl_verify_client on;
         root {root};
-    }}
-}}
-"""
+    }}"""
+    return _conf(d, servers)
 
 
 @contextlib.contextmanager
 def start_nginx(workdir: Path) -> Iterator[Nginx]:
     """Start nginx in ``workdir``; stop it (SIGQUIT) when the block ends."""
-    binary = require_binary("nginx", "/usr/sbin/nginx")
     workdir.mkdir(parents=True, exist_ok=True)
     files = write_certs(workdir)
     root = _docroot(workdir)
@@ -193,11 +301,15 @@ def start_nginx(workdir: Path) -> Iterator[Nginx]:
         client_key=files["client_key"],
         other_ca=files["other_ca"],
     )
-    conf = workdir / "nginx.conf"
-    conf.write_text(nginx_conf(workdir, ng, files, root))
-    argv = [binary, "-c", str(conf), "-p", str(workdir), "-g", "daemon off;"]
-    with running(argv, ng.http_port, workdir, stop_signal=signal.SIGQUIT) as server:
-        for port in ports[1:]:
-            wait_for_port(port, proc=server.proc)
-        ng.server = server
+    server = NginxProcess(
+        workdir,
+        nginx_conf(workdir, ng, files, root),
+        [("127.0.0.1", port) for port in ports],
+        stop_signal=signal.SIGQUIT,
+    )
+    server.start()
+    ng.server = server
+    try:
         yield ng
+    finally:
+        server.stop()

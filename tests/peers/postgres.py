@@ -16,14 +16,13 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.peers import Server, free_port, require_binary, wait_for_port
+from tests.peers import Server, free_port, own_tmpdir, require_binary, spawn, wait_for_port
 
 __all__ = [
     "PASSWORD",
@@ -76,7 +75,7 @@ def _as_postgres(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[byte
 @contextlib.contextmanager
 def _postmaster(datadir: Path, port: int, sockdir: Path, extra: tuple[str, ...] = ()) -> Iterator[Postgres]:
     log = open(datadir.parent / f"log-{port}.txt", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
+    proc = spawn(
         [
             str(BIN / "postgres"),
             "-D",
@@ -191,7 +190,7 @@ def _tls_settings(base: Path) -> tuple[str, ...]:
 @contextlib.contextmanager
 def single_server() -> Iterator[Postgres]:
     """One primary with user ``lvs`` and table app.t (no standby)."""
-    base = Path(tempfile.mkdtemp(prefix="lvscheck-pg-"))
+    base = own_tmpdir("pg")
     try:
         datadir = _initdb(base, "single")
         with _postmaster(datadir, free_port(), base) as server:
@@ -205,7 +204,7 @@ def single_server() -> Iterator[Postgres]:
 @contextlib.contextmanager
 def primary_and_standby() -> Iterator[tuple[Postgres, Postgres]]:
     """A primary (TLS on, test CA) with user ``lvs`` and table app.t, and a hot standby streaming from it."""
-    base = Path(tempfile.mkdtemp(prefix="lvscheck-pg-"))
+    base = own_tmpdir("pg")
     try:
         primary_dir, standby_dir = _initdb(base, "primary"), base / "standby"
         p_port, s_port = free_port(), free_port()

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from tests.peers import Server, free_port, require_binary, running
+from tests.peers import Server, free_port, require_binary, running, spawn
 
 __all__ = ["start_sipp"]
 
@@ -97,7 +97,7 @@ def start_sipp(
             yield server
         return
     with open(workdir / "server.log", "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=workdir)
+        proc = spawn(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=workdir)
         server = Server(proc, port, workdir)
         try:
             _udp_ready(port, proc)

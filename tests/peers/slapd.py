@@ -11,12 +11,11 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.peers import Server, free_port, require_binary, running, wait_for_port
+from tests.peers import Server, free_port, own_tmpdir, require_binary, running, wait_for_port
 
 __all__ = ["BASE", "BIND_DN", "BIND_PASSWORD", "Slapd", "start_slapd"]
 
@@ -73,7 +72,7 @@ def start_slapd() -> Iterator[Slapd]:
     slapadd = require_binary("slapadd", "/usr/sbin/slapadd")
     import trustme
 
-    workdir = Path(tempfile.mkdtemp(prefix="lvscheck-slapd-"))
+    workdir = own_tmpdir("slapd")
     try:
         ca = trustme.CA()
         cert = ca.issue_cert("127.0.0.1", "localhost")

@@ -12,12 +12,11 @@ import contextlib
 import os
 import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.peers import Server, free_port, require_binary, running
+from tests.peers import Server, free_port, own_tmpdir, require_binary, running
 
 __all__ = ["Tinyproxy", "start_tinyproxy"]
 
@@ -68,7 +67,7 @@ def start_tinyproxy(workdir: Path) -> Iterator[Tinyproxy]:
     it could not enter; so the files live in a fresh world-traversable directory,
     removed afterwards.
     """
-    own = Path(tempfile.mkdtemp(prefix="lvscheck-tinyproxy-"))
+    own = own_tmpdir("tinyproxy")
     own.chmod(0o755)
     try:
         with _start_tinyproxy(own) as server:

@@ -28,7 +28,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from tests.peers.hostile_servers import tcp_server
+from tests.peers.hostile import serve
 
 __all__ = ["TnsListener", "refuse_packet", "tns_listener"]
 
@@ -109,7 +109,7 @@ async def _read_packet(reader: asyncio.StreamReader) -> bytes:
 def tns_listener(**knobs: int) -> Iterator[TnsListener]:
     """Start the listener on a free 127.0.0.1 port in its own thread."""
     listener = TnsListener(**knobs)
-    with tcp_server(listener.handle) as port:
+    with serve(listener.handle) as port:
         listener.port = port
         yield listener
 

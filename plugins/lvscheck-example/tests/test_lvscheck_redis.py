@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 import lvscheck_redis
 import pytest
-from conftest import RedisServer, StartRedis, free_port
 from lvscheck_redis.protocol import encode_command
 
 import lvscheck
+from conftest import RedisServer, StartRedis, free_port
 from lvscheck import CheckSpec, OptionError, PluginHost, Result, State, Target
 
 pytestmark = pytest.mark.peer

@@ -107,43 +107,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lvscheck.errors import PluginError, UsageError
 
     try:
-        if args.command == "run":
-            from lvscheck.cli.run import command_run
-
-            return command_run(args, parser)
-        if args.command == "checks":
-            from lvscheck.cli.listing import command_checks
-
-            return command_checks(args)
-        if args.command == "plugins":
-            from lvscheck.cli.listing import command_plugins
-
-            return command_plugins()
-        if args.command == "demo":
-            from lvscheck.cli.demo import command_demo
-
-            return command_demo(args)
-        if args.command == "check-config":
-            from lvscheck.cli.check_config import command_check_config
-
-            return command_check_config(args)
-        if args.command == "daemon":
-            from lvscheck.cli.daemon import command_daemon
-
-            return command_daemon(args)
-        if args.command == "status":
-            from lvscheck.cli.daemon import command_status
-
-            return command_status(args)
-        if args.command in ("drain", "undrain", "maintenance"):
-            from lvscheck.cli.operate import command_operate
-
-            return command_operate(args)
+        code = _dispatch(args, parser)
+        sys.stdout.flush()  # here, so that a closed pipe is seen below and not at exit
+        return code
     except (UsageError, PluginError) as exc:  # a broken plugin is the installation's problem: no traceback
         print(f"lvscheck: {exc}", file=sys.stderr)
         return EXIT_UNKNOWN
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``lvscheck checks | head -1``): it had what it wanted, so stop
+        # quietly and successfully, as ``status --watch`` does (cli/status_view.py).
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _dispatch(args: Any, parser: argparse.ArgumentParser | None) -> int:
+    """Run the subcommand ``args.command``; its exit status."""
+    if args.command == "run":
+        from lvscheck.cli.run import command_run
+
+        return command_run(args, parser)
+    if args.command == "checks":
+        from lvscheck.cli.listing import command_checks
+
+        return command_checks(args)
+    if args.command == "plugins":
+        from lvscheck.cli.listing import command_plugins
+
+        return command_plugins()
+    if args.command == "demo":
+        from lvscheck.cli.demo import command_demo
+
+        return command_demo(args)
+    if args.command == "check-config":
+        from lvscheck.cli.check_config import command_check_config
+
+        return command_check_config(args)
+    if args.command == "daemon":
+        from lvscheck.cli.daemon import command_daemon
+
+        return command_daemon(args)
+    if args.command == "status":
+        from lvscheck.cli.daemon import command_status
+
+        return command_status(args)
+    if args.command in ("drain", "undrain", "maintenance"):
+        from lvscheck.cli.operate import command_operate
+
+        return command_operate(args)
     if parser is not None:
         parser.print_help()
     return EXIT_UNKNOWN

@@ -20,7 +20,9 @@ __all__ = ["add_arguments", "command_check_config"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE", help="the ldirectord.cf to check")
+    from lvscheck.cli.argtypes import NonEmpty
+
+    parser.add_argument("file", metavar="FILE", type=NonEmpty(), help="the ldirectord.cf to check")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors (and warnings with -w)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.add_argument(

@@ -21,51 +21,92 @@ log = logging.getLogger("lvscheck.daemon")
 
 
 def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentParser) -> None:
-    daemon.add_argument("--config", required=True, metavar="FILE", help="the ldirectord.cf to run")
+    from lvscheck.cli.argtypes import (
+        Directory,
+        Executable,
+        ExistingFile,
+        FileToWrite,
+        GroupName,
+        ListenAddress,
+        LogDestination,
+        NonEmpty,
+        Number,
+        RelayAddress,
+    )
+
+    daemon.add_argument(
+        "--config", required=True, type=NonEmpty(), metavar="FILE", help="the ldirectord.cf to run"
+    )
     daemon.add_argument(
         "--ipvs",
         choices=("netlink", "none"),
         default="netlink",
         help="netlink (default): program the kernel IPVS table; none: run the checks, write nothing",
     )
-    daemon.add_argument("--control", default=DEFAULT_CONTROL, metavar="PATH", help="status socket")
+    daemon.add_argument(
+        "--control",
+        default=DEFAULT_CONTROL,
+        type=FileToWrite(socket=True, made_by_lvscheck=DEFAULT_CONTROL, off=True),
+        metavar="PATH",
+        help="status socket ('': none)",
+    )
     daemon.add_argument(
         "--metrics",
+        type=ListenAddress(),
         metavar="[HOST:]PORT",
         help="serve the status page, /status.json and Prometheus /metrics (127.0.0.1)",
     )
     daemon.add_argument(
         "--control-group",
+        type=GroupName(),
         metavar="GROUP",
         help="members of GROUP may use the control socket too (mode 0660; default: root only)",
     )
     daemon.add_argument(
         "--state-dir",
         default=DEFAULT_STATE_DIR,
+        type=Directory(),
         metavar="DIR",
         help=f"where drained reals and reals in maintenance are kept ({DEFAULT_STATE_DIR})",
     )
     daemon.add_argument(
         "--http-tokens",
+        type=ExistingFile(),
         metavar="FILE",
         help="lines 'NAME TOKEN': allows POST /action with that bearer token (default: HTTP is read-only)",
     )
-    daemon.add_argument("--event-log", metavar="FILE", help="append one JSON line per event")
-    daemon.add_argument("--notify-command", metavar="CMD", help="run CMD EVENT VIRTUAL REAL on transitions")
+    daemon.add_argument(
+        "--event-log", type=FileToWrite(), metavar="FILE", help="append one JSON line per event"
+    )
+    daemon.add_argument(
+        "--notify-command",
+        type=Executable(),
+        metavar="CMD",
+        help="run CMD EVENT VIRTUAL REAL on transitions",
+    )
     daemon.add_argument(
         "--smtp",
+        type=RelayAddress(),
         metavar="HOST[:PORT]",
         help="relay for alert mail (emailalert=); overrides smtp= of the config",
     )
-    daemon.add_argument("--pid-file", metavar="FILE", help="write the daemon's pid here")
+    daemon.add_argument("--pid-file", type=FileToWrite(), metavar="FILE", help="write the daemon's pid here")
     daemon.add_argument(
-        "--reconcile", type=float, default=10.0, metavar="S", help="re-read the kernel table every S s (10)"
+        "--reconcile",
+        type=Number(float, 0, 86400),
+        default=10.0,
+        metavar="S",
+        help="re-read the kernel table every S s; 0: never (10)",
     )
-    daemon.add_argument("--max-in-flight", type=int, default=512, help="checks in flight in total (512)")
-    daemon.add_argument("--per-host", type=int, default=8, help="checks in flight per real host (8)")
+    daemon.add_argument(
+        "--max-in-flight", type=Number(int, 1, 1_000_000), default=512, help="checks in flight in total (512)"
+    )
+    daemon.add_argument(
+        "--per-host", type=Number(int, 1, 100_000), default=8, help="checks in flight per real host (8)"
+    )
     daemon.add_argument(
         "--behind",
-        type=float,
+        type=Number(float, 0.01, 3600),
         default=1.0,
         metavar="S",
         help="a check that starts S s late cannot take a real out (1.0)",
@@ -91,14 +132,19 @@ def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentPars
     daemon.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     daemon.add_argument(
         "--logfile",
+        type=LogDestination(),
         metavar="PATH|FACILITY|none",
         help="log also here, overriding the config's logfile= (default: the config's, as ldirectord)",
     )
-    status.add_argument("--control", default=DEFAULT_CONTROL, metavar="PATH", help="the daemon's socket")
+    status.add_argument(
+        "--control", default=DEFAULT_CONTROL, type=NonEmpty(), metavar="PATH", help="the daemon's socket"
+    )
     status.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
     status.add_argument("--reload", action="store_true", help="ask the daemon to reload its config")
     status.add_argument("--watch", action="store_true", help="redraw the table in place until Ctrl-C")
-    status.add_argument("--interval", type=float, default=2.0, metavar="S", help="--watch: every S s (2)")
+    status.add_argument(
+        "--interval", type=Number(float, 0.1, 3600), default=2.0, metavar="S", help="--watch: every S s (2)"
+    )
 
 
 def command_daemon(args: argparse.Namespace) -> int:
@@ -134,11 +180,16 @@ def command_daemon(args: argparse.Namespace) -> int:
 
         kind = functools.partial(ShadowDirector, compare=args.reconcile or 2.0)
         sink = QuietEvents
+    try:
+        events = sink(args.event_log, args.notify_command, smtp=args.smtp)
+    except OSError as exc:
+        backend.close()
+        raise _flag_error("--event-log", args.event_log, exc) from None
     director = kind(
         args.config,
         backend,
         engine=Engine(max_in_flight=args.max_in_flight, per_host=args.per_host),
-        events=sink(args.event_log, args.notify_command, smtp=args.smtp),
+        events=events,
         options=DirectorOptions(reconcile=args.reconcile, behind=args.behind),
         notify=notify,
         logfile=LogTarget("none" if args.check or args.shadow else args.logfile),
@@ -159,8 +210,13 @@ def command_daemon(args: argparse.Namespace) -> int:
         print(f"{args.config}: ok: {len(layout.pools)} virtual services, {layout.reals} real servers")
         return 0
     if args.pid_file:
-        with open(args.pid_file, "w") as fh:
-            fh.write(f"{os.getpid()}\n")
+        try:
+            with open(args.pid_file, "w") as fh:
+                fh.write(f"{os.getpid()}\n")
+        except OSError as exc:
+            backend.close()
+            director.events.close()
+            raise _flag_error("--pid-file", args.pid_file, exc) from None
     runner: Any = asyncio.run
     if args.loop == "uvloop":
         try:
@@ -219,37 +275,59 @@ def _control_gid(args: argparse.Namespace) -> int | None:
 
 
 async def _main(director: Any, args: argparse.Namespace, tokens: Any = None, gid: int | None = None) -> None:
-    from lvscheck.daemon.control import serve_control, serve_metrics
     from lvscheck.daemon.sdnotify import notify, watchdog_interval
 
     director.install_signal_handlers()
-    servers = []
-    if args.control:
-        os.makedirs(os.path.dirname(args.control) or ".", exist_ok=True)
-        servers.append(await serve_control(director, args.control, gid))
-    if args.metrics:
-        host, _, port = args.metrics.rpartition(":")
-        servers.append(await serve_metrics(director, host or "127.0.0.1", int(port), tokens))
-    every = watchdog_interval()
+    servers: list[asyncio.Server] = []
     dog = None
-    if every:
-
-        async def watchdog() -> None:
-            while True:
-                notify("WATCHDOG=1")
-                await asyncio.sleep(every)
-
-        dog = asyncio.get_running_loop().create_task(watchdog())
     try:
+        await _listen(director, args, servers, tokens, gid)
+        every = watchdog_interval()
+        if every:
+
+            async def watchdog() -> None:
+                while True:
+                    notify("WATCHDOG=1")
+                    await asyncio.sleep(every)
+
+            dog = asyncio.get_running_loop().create_task(watchdog())
         await director.run()
     finally:
         if dog is not None:
             dog.cancel()
         for server in servers:
             server.close()
-        if args.control:
+        if args.control and servers:  # the control socket is the first server: ours to remove
             with contextlib.suppress(OSError):
                 os.unlink(args.control)
+
+
+async def _listen(
+    director: Any, args: argparse.Namespace, servers: list[asyncio.Server], tokens: Any, gid: int | None
+) -> None:
+    """The control socket and the metrics port, appended to ``servers``; a refusal names its flag."""
+    from lvscheck.daemon.control import serve_control, serve_metrics
+
+    if args.control:
+        try:
+            if args.control == DEFAULT_CONTROL:
+                os.makedirs(os.path.dirname(args.control), exist_ok=True)
+            servers.append(await serve_control(director, args.control, gid))
+        except OSError as exc:
+            raise _flag_error("--control", args.control, exc) from None
+    if args.metrics:
+        host, _, port = args.metrics.rpartition(":")
+        try:
+            servers.append(await serve_metrics(director, host or "127.0.0.1", int(port), tokens))
+        except OSError as exc:
+            raise _flag_error("--metrics", args.metrics, exc) from None
+
+
+def _flag_error(flag: str, value: str, exc: OSError) -> Exception:
+    """The UsageError for a flag whose file or address the system refused (exit 3, no traceback)."""
+    from lvscheck.errors import UsageError
+
+    return UsageError(f"{flag} {value}: {exc.strerror or exc}")
 
 
 def command_status(args: argparse.Namespace) -> int:
@@ -258,7 +336,7 @@ def command_status(args: argparse.Namespace) -> int:
     try:
         answer = query(args.control, "reload" if args.reload else "status")
     except (OSError, ValueError) as exc:
-        print(f"lvscheck status: no daemon answers on {args.control}: {exc}", file=sys.stderr)
+        print(f"lvscheck status: no daemon answers on --control {args.control}: {exc}", file=sys.stderr)
         return 3
     if args.reload and not args.json:
         if answer.get("reloaded"):

@@ -16,6 +16,7 @@ __all__ = ["add_arguments", "command_operate"]
 
 
 def add_arguments(sub: Any) -> None:
+    from lvscheck.cli.argtypes import NonEmpty
     from lvscheck.cli.daemon import DEFAULT_CONTROL
 
     for name, help_ in (
@@ -23,9 +24,21 @@ def add_arguments(sub: Any) -> None:
         ("undrain", "give a drained real its weight back"),
     ):
         p = sub.add_parser(name, help=help_, description=help_ + "; kept across reload and restart.")
-        p.add_argument("virtual", metavar="VIRTUAL", help="as `lvscheck status` shows it, e.g. 10.0.0.1:80")
-        p.add_argument("real", metavar="REAL", help="IP:PORT (or IP when the virtual has one real there)")
-        p.add_argument("--control", default=DEFAULT_CONTROL, metavar="PATH", help="the daemon's socket")
+        p.add_argument(
+            "virtual",
+            metavar="VIRTUAL",
+            type=NonEmpty(),
+            help="as `lvscheck status` shows it, e.g. 10.0.0.1:80",
+        )
+        p.add_argument(
+            "real",
+            metavar="REAL",
+            type=NonEmpty(),
+            help="IP:PORT (or IP when the virtual has one real there)",
+        )
+        p.add_argument(
+            "--control", default=DEFAULT_CONTROL, type=NonEmpty(), metavar="PATH", help="the daemon's socket"
+        )
     m = sub.add_parser(
         "maintenance",
         help="take a real out of every virtual whatever its checks say (as maintenancedir)",
@@ -33,8 +46,10 @@ def add_arguments(sub: Any) -> None:
         "kept across reload and restart.",
     )
     m.add_argument("switch", choices=("on", "off"))
-    m.add_argument("real", metavar="REAL", help="IP:PORT, or IP for every port of that host")
-    m.add_argument("--control", default=DEFAULT_CONTROL, metavar="PATH", help="the daemon's socket")
+    m.add_argument("real", metavar="REAL", type=NonEmpty(), help="IP:PORT, or IP for every port of that host")
+    m.add_argument(
+        "--control", default=DEFAULT_CONTROL, type=NonEmpty(), metavar="PATH", help="the daemon's socket"
+    )
 
 
 def command_operate(args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ from typing import Any, NoReturn
 
 from lvscheck._version import __version__
 from lvscheck.cli import EXIT_UNKNOWN
+from lvscheck.cli.argtypes import NonEmpty, Number
+from lvscheck.model import MAX_WEIGHT
 
 __all__ = ["build_parser"]
 
@@ -68,9 +70,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("check", nargs="?", metavar="CHECK", help="check type, e.g. http, https, connect")
     run.add_argument("target", nargs="?", metavar="HOST[:PORT]", help="the real server")
     run.add_argument("options", nargs="*", metavar="key=value", help="check options (see `lvscheck checks`)")
-    run.add_argument("--config", metavar="FILE", help="run every check of an ldirectord.cf once")
     run.add_argument(
-        "-w", "--weight", type=int, default=1, help="configured weight of a healthy real (default 1)"
+        "--config", type=NonEmpty(), metavar="FILE", help="run every check of an ldirectord.cf once"
+    )
+    run.add_argument(
+        "-w",
+        "--weight",
+        type=Number(int, 0, MAX_WEIGHT),
+        default=1,
+        help="configured weight of a healthy real (default 1)",
     )
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a status line")
     run.add_argument(
@@ -84,7 +92,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         return parser
 
     checks = sub.add_parser("checks", help="list the installed check types and their options")
-    checks.add_argument("name", nargs="?", help="show only this check type")
+    checks.add_argument("name", nargs="?", type=NonEmpty(), help="show only this check type")
     checks.add_argument("--json", action="store_true", help="print JSON")
 
     sub.add_parser("plugins", help="list the registered plugins as JSON")
@@ -93,7 +101,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "demo",
         help="start two local web servers, check them, stop one, and show its weight drop",
     )
-    demo.add_argument("--rounds", type=int, default=3, help="check rounds after the failure (default 3)")
+    demo.add_argument(
+        "--rounds", type=Number(int, 1, 1000), default=3, help="check rounds after the failure (default 3)"
+    )
 
     from lvscheck.cli.check_config import add_arguments as check_config_arguments
 

@@ -186,8 +186,7 @@ def test_smtp_check_never_awaits_through_wait_for(monkeypatch: pytest.MonkeyPatc
     """aiosmtplib awaits each reply through ``asyncio.wait_for`` when it has a timeout; on Python
     3.11 that swallows a cancel racing with the reply (the daemon then ignored SIGTERM).  The check
     gives it none, so wait_for never gets a timeout (it then just awaits)."""
-    from tests.peers.faults import serve
-    from tests.peers.textfaults import script
+    from tests.peers.hostile import script, serve
 
     import lvscheck
 

@@ -1,6 +1,6 @@
 """The engine: concurrency caps, result order, deadlines, and a check that never raises.
 
-The caps are proved on the wire: a hand-written server (tests/peers/faults.py)
+The caps are proved on the wire: a hand-written server (tests/peers/hostile.py)
 counts the connections open at once, per listening address, while real http
 checks run against it.  Check types that misbehave (raise, return rubbish) are
 throwaway plugins registered on a fresh ``PluginHost``.
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.peers.faults import serve, serve_many
+from tests.peers.hostile import serve, serve_many
 
 import lvscheck
 from lvscheck import (
