@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.daemon.realservers import RealNginx
 from tests.peers import free_port
+from tests.peers.nginx import RealNginx
 
 from lvscheck.adapters.ipvs.table import MemoryIPVS, ServiceKey
 from lvscheck.daemon.director import Director, DirectorOptions

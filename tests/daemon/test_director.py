@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from tests.daemon.realservers import RealNginx
 from tests.peers import free_port
+from tests.peers.nginx import RealNginx
 
 from lvscheck.adapters.ipvs.table import Dest, MemoryIPVS, ServiceKey
 from lvscheck.config.model import Config, LvscheckSettings, RealServer, VirtualService

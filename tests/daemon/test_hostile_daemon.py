@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.daemon.realservers import RealNginx
 from tests.peers import free_port
 from tests.peers.hostile_protocols import BY_NAME, serving_elsewhere
+from tests.peers.nginx import RealNginx
 
 from lvscheck.daemon.control import query
 

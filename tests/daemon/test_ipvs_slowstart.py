@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.daemon.realservers import RealNginx
 from tests.daemon.test_ipvs_daemon import Daemon, sh, table, wait
+from tests.peers.nginx import RealNginx
 
 from lvscheck.cli import main as cli_main
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.daemon.realservers import RealNginx
 from tests.daemon.test_director import VIP, run_with, until, virtual, weight
 from tests.peers import free_port
+from tests.peers.nginx import RealNginx
 
 from lvscheck.adapters.ipvs.table import MemoryIPVS
 from lvscheck.cli.status_view import render

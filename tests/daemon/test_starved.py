@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from tests.daemon.realservers import RealNginx
 from tests.daemon.test_director import VIP, run_with, until, virtual, weight
 from tests.peers import free_port
+from tests.peers.nginx import RealNginx
 
 from lvscheck.adapters.ipvs.table import MemoryIPVS
 from lvscheck.config.model import Config

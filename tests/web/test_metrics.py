@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.daemon.realservers import RealNginx
 from tests.peers import free_port
+from tests.peers.nginx import RealNginx
 from tests.web.daemon import Daemon, config, wait
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.daemon.realservers import RealNginx
 from tests.peers import free_port
+from tests.peers.nginx import RealNginx
 from tests.web.daemon import LVSCHECK, Daemon, config, wait
 
 VIP = "10.9.0.1:80"
