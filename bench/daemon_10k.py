@@ -72,6 +72,23 @@ def runqueue_wait_s(pid: int) -> float:
     return total / 1e9
 
 
+def children(pid: int) -> list[int]:
+    """The daemon's check workers (its direct children)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def core_jiffies() -> list[tuple[int, int]]:
+    """(busy, total) jiffies of each core, from /proc/stat (the whole machine: others' load included)."""
+    rows = []
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu") and line[3:4].isdigit():
+            vals = [int(v) for v in line.split()[1:]]
+            idle = vals[3] + vals[4]
+            rows.append((sum(vals) - idle, sum(vals)))
+    return rows
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     info = dict(
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
@@ -89,6 +106,8 @@ def main() -> int:
     ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     ap.add_argument("--nginx-workers", type=int, default=1)
     ap.add_argument("--nginx-cpus", default="1", help="taskset list for nginx ('' = no pinning)")
+    ap.add_argument("--workers", type=int, default=1, help="lvscheck daemon --workers (1: in-process)")
+    ap.add_argument("--daemon-cpus", default="0", help="taskset list for the daemon and its workers")
     args = ap.parse_args()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     d = Path(tempfile.mkdtemp(prefix="lvscheck-bench-"))
@@ -122,7 +141,7 @@ http {{
         [
             "taskset",
             "-c",
-            "0",
+            args.daemon_cpus,
             sys.executable,
             "-m",
             "lvscheck",
@@ -143,6 +162,8 @@ http {{
             "warning",
             "--loop",
             args.loop,
+            "--workers",
+            str(args.workers),
         ],
         stderr=open(d / "daemon.log", "wb"),  # noqa: SIM115
     )
@@ -155,15 +176,21 @@ http {{
         ready = time.monotonic() - started
         time.sleep(args.warmup)
         s0 = query(str(sock))
-        c0 = cpu_seconds(daemon.pid)
-        w0 = runqueue_wait_s(daemon.pid)
+        procs = [daemon.pid, *children(daemon.pid)]
+        c0 = sum(cpu_seconds(p) for p in procs)
+        w0 = sum(runqueue_wait_s(p) for p in procs)
+        cores0 = core_jiffies()
         t0 = time.monotonic()
         time.sleep(args.seconds)
         s1 = query(str(sock))
-        c1 = cpu_seconds(daemon.pid)
-        w1 = runqueue_wait_s(daemon.pid)
+        c1 = sum(cpu_seconds(p) for p in procs)
+        w1 = sum(runqueue_wait_s(p) for p in procs)
+        cores1 = core_jiffies()
         t1 = time.monotonic()
-        rss, hwm = rss_mb(daemon.pid)
+        rss = hwm = 0.0
+        for p in procs:
+            r, h = rss_mb(p)
+            rss, hwm = rss + r, hwm + h
         ng_cpu = sum(
             cpu_seconds(int(p))
             for p in subprocess.run(
@@ -189,7 +216,13 @@ http {{
             "startup_to_socket_s": round(ready, 2),
             "checks_per_s": round(checks / (t1 - t0), 1),
             "expected_checks_per_s": round(args.reals / args.interval, 1),
+            "workers": args.workers,
+            "processes": len(procs),
             "cpu_percent_of_one_core": round(100 * (c1 - c0) / (t1 - t0), 1),
+            "busy_percent_per_core": [
+                round(100 * (b1 - b0) / max(1, (a1 - a0)), 1)
+                for (b0, a0), (b1, a1) in zip(cores0, cores1, strict=True)
+            ],
             "runnable_but_waiting_for_cpu_percent": round(100 * (w1 - w0) / (t1 - t0), 1),
             "cpu_ms_per_check": round(1000 * (c1 - c0) / max(1, checks), 3),
             "start_lag_p50_ms": round(s1["start_lag"]["p50"] * 1000, 2),
@@ -198,6 +231,7 @@ http {{
             "check_latency_p50_ms": latencies[len(latencies) // 2] if latencies else None,
             "check_latency_p99_ms": latencies[int(len(latencies) * 0.99)] if latencies else None,
             "rss_mb": round(rss, 1),
+            "rss_kb_per_real": round(rss * 1024 / args.reals, 2),
             "peak_rss_mb": round(hwm, 1),
             "states": states,
             "nginx_cpu_s_total": round(ng_cpu, 1),

@@ -129,6 +129,13 @@ def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentPars
         default="asyncio",
         help="event loop: uvloop (pip install 'lvscheck[daemon]') costs less CPU per check",
     )
+    daemon.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="check worker processes (1: every check in the daemon's own loop; 0: one per core it may use)",
+    )
     daemon.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     daemon.add_argument(
         "--logfile",
@@ -190,7 +197,12 @@ def command_daemon(args: argparse.Namespace) -> int:
         backend,
         engine=Engine(max_in_flight=args.max_in_flight, per_host=args.per_host),
         events=events,
-        options=DirectorOptions(reconcile=args.reconcile, behind=args.behind),
+        options=DirectorOptions(
+            reconcile=args.reconcile,
+            behind=args.behind,
+            workers=_worker_count(args.workers),
+            worker_loop=args.loop,
+        ),
         notify=notify,
         logfile=LogTarget("none" if args.check or args.shadow else args.logfile),
     )
@@ -239,6 +251,14 @@ def command_daemon(args: argparse.Namespace) -> int:
             with contextlib.suppress(OSError):
                 os.unlink(args.pid_file)
     return 0
+
+
+def _worker_count(asked: int) -> int:
+    if asked > 0:
+        return asked
+    from lvscheck.daemon.workers import default_count
+
+    return default_count()
 
 
 def _load_overrides(args: argparse.Namespace) -> Any:

@@ -27,7 +27,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lvscheck.adapters.ipvs.table import Dest, Service, Table
 from lvscheck.config.pools import Layout
@@ -46,6 +46,9 @@ from lvscheck.daemon.status import Counters, document
 from lvscheck.engine import Engine
 from lvscheck.model import Result
 
+if TYPE_CHECKING:
+    from lvscheck.daemon.workers import WorkerPool
+
 __all__ = ["Backend", "Director", "DirectorOptions"]
 
 log = logging.getLogger("lvscheck.daemon")
@@ -60,6 +63,8 @@ class DirectorOptions:
     first_rate: float = 2000.0  # ... or slower: at most this many first checks per second
     autoreload_every: float = 2.0
     maintenance_every: float = 1.0
+    workers: int = 1  # check worker processes; 1: every check on this process's loop
+    worker_loop: str = "asyncio"  # the workers' event loop: asyncio | uvloop
 
 
 class Director:
@@ -86,7 +91,7 @@ class Director:
         self.options = options or DirectorOptions()
         self.sd_notify: Callable[[str], object] = notify or (lambda _msg: None)
         self.logfile = logfile or LogTarget("none")
-        self.scheduler = Scheduler(self.engine, self.on_result, behind=self.options.behind)
+        self.scheduler: Scheduler | WorkerPool = self._scheduler()
         self.counters = Counters()
         self.actions = SideActions(self.events)
         self.view = KernelView(
@@ -114,6 +119,21 @@ class Director:
         self._background: list[asyncio.Task[None]] = []
         self.history = History()  # per-real latency and transition rings (status page)
         self.overrides = Overrides()  # drained reals and reals in maintenance (lvscheck drain)
+
+    def _scheduler(self) -> Scheduler | WorkerPool:
+        """Checks on this loop, or spread over ``workers`` processes (:mod:`.workers`)."""
+        if self.options.workers <= 1:
+            return Scheduler(self.engine, self.on_result, behind=self.options.behind)
+        from lvscheck.daemon.workers import WorkerPool
+
+        limits = self.engine.limits
+        return WorkerPool(
+            self.options.workers,
+            self.on_result,
+            max_in_flight=limits.total,
+            per_host=limits.per_host,
+            loop=self.options.worker_loop,
+        )
 
     @property
     def kernel(self) -> Table:
