@@ -42,10 +42,11 @@ def _mappingproxy(proxy: MappingProxyType[Any, Any]) -> tuple[Any, tuple[dict[An
     return read_only, (dict(proxy),)
 
 
-def immutable(cls: type, values: tuple[Any, ...]) -> Any:
+def immutable(cls: type[_Value], values: tuple[Any, ...]) -> _Value:
     """An immutable model value (:class:`lvscheck.model.Target` ...) again, slot by slot."""
-    obj = object.__new__(cls)
-    for name, value in zip(cls.__slots__, values, strict=True):
+    obj: _Value = object.__new__(cls)
+    names: tuple[str, ...] = cls.__slots__
+    for name, value in zip(names, values, strict=True):
         object.__setattr__(obj, name, value)
     return obj
 
