@@ -106,6 +106,11 @@ def main() -> int:
     ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     ap.add_argument("--nginx-workers", type=int, default=1)
     ap.add_argument("--nginx-cpus", default="1", help="taskset list for nginx ('' = no pinning)")
+    ap.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="no --metrics endpoint (on main now, --loop uvloop with --metrics stops the daemon at start)",
+    )
     ap.add_argument("--workers", type=int, default=1, help="lvscheck daemon --workers (1: in-process)")
     ap.add_argument("--daemon-cpus", default="0", help="taskset list for the daemon and its workers")
     args = ap.parse_args()
@@ -152,8 +157,7 @@ http {{
             "none",
             "--control",
             str(sock),
-            "--metrics",
-            f"127.0.0.1:{mport}",
+            *([] if args.no_metrics else ["--metrics", f"127.0.0.1:{mport}"]),
             "--reconcile",
             "0",
             "--max-in-flight",
@@ -197,7 +201,11 @@ http {{
                 ["pgrep", "-f", str(d / "nginx.conf")], capture_output=True, text=True
             ).stdout.split()
         )
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10).read().decode()
+        metrics = (
+            ""
+            if args.no_metrics
+            else urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10).read().decode()
+        )
         states: dict[str, int] = {}
         latencies: list[float] = []
         for v in s1["virtuals"]:
