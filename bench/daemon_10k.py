@@ -181,12 +181,14 @@ http {{
         time.sleep(args.warmup)
         s0 = query(str(sock))
         procs = [daemon.pid, *children(daemon.pid)]
+        m0 = cpu_seconds(daemon.pid)
         c0 = sum(cpu_seconds(p) for p in procs)
         w0 = sum(runqueue_wait_s(p) for p in procs)
         cores0 = core_jiffies()
         t0 = time.monotonic()
         time.sleep(args.seconds)
         s1 = query(str(sock))
+        m1 = cpu_seconds(daemon.pid)
         c1 = sum(cpu_seconds(p) for p in procs)
         w1 = sum(runqueue_wait_s(p) for p in procs)
         cores1 = core_jiffies()
@@ -227,6 +229,7 @@ http {{
             "workers": args.workers,
             "processes": len(procs),
             "cpu_percent_of_one_core": round(100 * (c1 - c0) / (t1 - t0), 1),
+            "cpu_percent_main_process": round(100 * (m1 - m0) / (t1 - t0), 1),
             "busy_percent_per_core": [
                 round(100 * (b1 - b0) / max(1, (a1 - a0)), 1)
                 for (b0, a0), (b1, a1) in zip(cores0, cores1, strict=True)

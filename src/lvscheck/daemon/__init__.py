@@ -23,6 +23,8 @@ Around it::
     sdnotify.py   systemd READY/RELOADING/STOPPING/WATCHDOG
     shadow.py     ``--shadow``: beside a live ldirectord, write nothing, compare the kernel
                   table with lvscheck's decisions, report the disagreements
+    workers/      ``--workers N``: the checks in N processes (WorkerPool stands in for
+                  the Scheduler; results come back batched, the pools stay here)
 
 What the daemon manages (pools of services, reals and prepared checks) comes from
 :mod:`lvscheck.config.prepare` and :mod:`lvscheck.config.pools`, the same road
