@@ -82,6 +82,7 @@ def main() -> int:
     ap.add_argument("--nginx-cpus", default="1")
     ap.add_argument("--daemon-cpus", default="0,1")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop nginx and the daemon on the way out
     from lvscheck.daemon.control import query
 
     d = Path(tempfile.mkdtemp(prefix="lvscheck-bench-"))
