@@ -179,7 +179,7 @@ http {{
             time.sleep(0.1)
         ready = time.monotonic() - started
         time.sleep(args.warmup)
-        s0 = query(str(sock))
+        s0 = query(str(sock), timeout=60)
         procs = [daemon.pid, *children(daemon.pid)]
         m0 = cpu_seconds(daemon.pid)
         c0 = sum(cpu_seconds(p) for p in procs)
@@ -187,7 +187,7 @@ http {{
         cores0 = core_jiffies()
         t0 = time.monotonic()
         time.sleep(args.seconds)
-        s1 = query(str(sock))
+        s1 = query(str(sock), timeout=60)
         m1 = cpu_seconds(daemon.pid)
         c1 = sum(cpu_seconds(p) for p in procs)
         w1 = sum(runqueue_wait_s(p) for p in procs)
