@@ -213,8 +213,11 @@ http {{
             out["worker_back_after_s"] = round(time.monotonic() - killed, 2)
             time.sleep(2 * args.interval)
             after = phases(query(sock, timeout=60))
-            out["kill9_reals_that_changed_state"] = sum(before[k] != after.get(k) for k in before)
-            out["kill9_transitions"] = metric(mport, "lvscheck_transitions_total") - tr0
+            decided = [k for k in before if before[k] != "unknown"]  # new reals may still be on their first check
+            moved = [f"{before[k]}->{after.get(k)}" for k in decided if before[k] != after.get(k)]
+            out["kill9_decided_reals"] = len(decided)
+            out["kill9_decided_reals_that_changed_state"] = {m: moved.count(m) for m in set(moved)}
+            out["kill9_transitions_any_real"] = metric(mport, "lvscheck_transitions_total") - tr0
         out["load"] = os.getloadavg()
         print(json.dumps(out, indent=2))
     finally:
