@@ -173,7 +173,9 @@ http {{
         out["states_before"] = {s: list(phases(st).values()).count(s) for s in set(phases(st).values())}
         time.sleep(args.interval)
         # -- reload ------------------------------------------------------------------------
-        before = phases(query(sock, timeout=60))
+        st = query(sock, timeout=60)
+        before = phases(st)
+        out["main_loop_longest_block_before_reload_s"] = st.get("loop", {}).get("longest_s")
         w0, b0 = metric(mport, "lvscheck_ipvs_writes_total"), metric(mport, "lvscheck_ipvs_batches_total")
         changed_config(cf, args.reals)
         sent = time.time()
@@ -184,6 +186,7 @@ http {{
             if st["last_reload"] and st["last_reload"]["time"] >= sent:
                 break
         out["reload_applied_s"] = round(st["last_reload"]["time"] - sent, 3)
+        out["main_loop_longest_block_s"] = st.get("loop", {}).get("longest_s")
         time.sleep(1.0)
         w1, b1 = metric(mport, "lvscheck_ipvs_writes_total"), metric(mport, "lvscheck_ipvs_batches_total")
         out["reload_ipvs_writes"] = w1 - w0
@@ -213,7 +216,8 @@ http {{
             out["worker_back_after_s"] = round(time.monotonic() - killed, 2)
             time.sleep(2 * args.interval)
             after = phases(query(sock, timeout=60))
-            decided = [k for k in before if before[k] != "unknown"]  # new reals may still be on their first check
+            # reals added by the reload may still be on their first check: only the decided ones count
+            decided = [k for k in before if before[k] != "unknown"]
             moved = [f"{before[k]}->{after.get(k)}" for k in decided if before[k] != after.get(k)]
             out["kill9_decided_reals"] = len(decided)
             out["kill9_decided_reals_that_changed_state"] = {m: moved.count(m) for m in set(moved)}

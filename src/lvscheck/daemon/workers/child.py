@@ -23,9 +23,11 @@ from lvscheck.checktype import Check
 from lvscheck.daemon.scheduler import Job, Scheduler
 from lvscheck.daemon.workers.wire import encode, read_frame
 from lvscheck.engine import Engine
-from lvscheck.model import Result
+from lvscheck.model import CheckSpec, Result
 
 __all__ = ["WorkerJob", "main"]
+
+log = logging.getLogger("lvscheck.daemon")
 
 
 class WorkerJob:
@@ -61,9 +63,14 @@ class Worker:
 
     def __init__(self, writer: asyncio.StreamWriter, engine: Engine) -> None:
         self.writer = writer
+        self.plugins = engine.plugins
         self.scheduler = Scheduler(engine, self._on_result)
         self.jobs: dict[int, WorkerJob] = {}
         self.outbox: list[tuple[Any, ...]] = []
+
+    def prepare(self, spec: CheckSpec) -> Check:
+        """The check ``spec`` names, prepared by its check type (the options were checked already)."""
+        return self.plugins.check_type(spec.check).prepare(spec)
 
     def _on_result(self, job: Job, result: Result, lag: float) -> None:
         wj = self.jobs.get(int(job.id))
@@ -94,7 +101,15 @@ class Worker:
         for op in ops:
             kind, handle = op[0], op[1]
             if kind == "start":
-                _, _, check, connect, combined, interval, fast_iv, jitter, fast, within = op
+                _, _, spec, connect_spec, combined, interval, fast_iv, jitter, fast, within = op
+                try:
+                    check = self.prepare(spec)
+                    connect = None if connect_spec is None else self.prepare(connect_spec)
+                except Exception:
+                    log.exception(
+                        "check worker %d: cannot prepare %s; that real is not checked", os.getpid(), spec
+                    )
+                    continue
                 wj = self.jobs[handle] = WorkerJob(handle, check, connect, combined, fast)
                 job = Job(str(handle), wj.pick, interval, fast_iv, jitter, wj.changing)
                 self.scheduler.start(job, first_within=within)
@@ -122,9 +137,7 @@ async def serve(fd: int, max_in_flight: int, per_host: int) -> None:
     done = loop.create_task(stopping.wait())
     await asyncio.wait((reading, done), return_when=asyncio.FIRST_COMPLETED)
     if reading.done() and not reading.cancelled() and reading.exception() is not None:
-        logging.getLogger("lvscheck.daemon").error(
-            "check worker %d: stopping on an error", os.getpid(), exc_info=reading.exception()
-        )
+        log.error("check worker %d: stopping on an error", os.getpid(), exc_info=reading.exception())
     reading.cancel()
     await worker.scheduler.close()
     writer.close()

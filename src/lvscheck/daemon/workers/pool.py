@@ -1,7 +1,7 @@
 """The main process's side of the check workers: a drop-in for :class:`~lvscheck.daemon.scheduler.Scheduler`.
 
 :class:`WorkerPool` has the scheduler's interface (``start``, ``stop``, ``close``,
-``lag``, ``checks``, ``in``, ``len``), so the director, reload and shared probes
+``lag``, ``watch``, ``checks``, ``in``, ``len``), so the director, reload and shared probes
 use it unchanged.  Each job goes to one worker, chosen by the real's host (so
 the per-host cap on checks in flight still holds: all checks of one host run in
 one worker).  Schedule changes are queued and sent once per loop tick, one
@@ -33,6 +33,7 @@ from lvscheck.checktype import Check
 from lvscheck.daemon.pools import RealState
 from lvscheck.daemon.scheduler import Job, LagStats
 from lvscheck.daemon.workers.wire import encode, read_frame
+from lvscheck.engine import LoopWatch
 from lvscheck.model import Result, State
 
 __all__ = ["WorkerPool", "default_count"]
@@ -86,6 +87,7 @@ class WorkerPool:
         self.per_host = per_host
         self.loop_name = loop
         self.lag = LagStats()
+        self.watch = LoopWatch()  # this process's loop (results, reloads); each worker watches its own
         self.checks = 0
         self.restarts = 0
         self._jobs: dict[str, _Entry] = {}
@@ -110,6 +112,7 @@ class WorkerPool:
     def start(self, job: Job, first_within: float | None = None) -> None:
         """Run ``job`` in its worker; its first check comes within ``first_within`` s."""
         self.stop(job.id)
+        self.watch.start()
         check, connect, combined = _checks_of(job)
         worker = self._worker_for(check)
         entry = _Entry(job, next(self._handles), worker.index, check, connect, combined, job.changing())
@@ -131,6 +134,7 @@ class WorkerPool:
     async def close(self) -> None:
         """Stop every worker (SIGTERM, then SIGKILL after 5 s) and wait for them."""
         self._closing = True
+        self.watch.stop()
         self._jobs.clear()
         self._by_handle.clear()
         for w in self._workers:
@@ -162,8 +166,8 @@ class WorkerPool:
         return (
             "start",
             entry.handle,
-            entry.check,
-            entry.connect,
+            entry.check.spec,
+            None if entry.connect is None else entry.connect.spec,
             entry.combined,
             job.interval,
             job.fastinterval,
@@ -224,11 +228,14 @@ class WorkerPool:
         worker.writer = writer
         batch, worker.outbox = worker.outbox, []
         writer.write(encode(batch))
-        while True:
-            records = await read_frame(reader)
-            if records is None:
-                break
-            self._results(records)
+        try:
+            while True:
+                records = await read_frame(reader)
+                if records is None:
+                    break
+                self._results(records)
+        except Exception:  # a bug here must not leave the worker's reals unchecked for good
+            log.exception("check worker %d: the channel failed", worker.index)
         if self._closing:
             return
         await self._restart(worker)

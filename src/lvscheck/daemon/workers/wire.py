@@ -7,7 +7,11 @@ second, not one per check.  Both ends are this package's code on one machine
 
 Main -> worker (a list of ops)::
 
-    ("start", handle, check, connect, combined, interval, fastinterval, jitter, fast, first_within)
+    ("start", handle, spec, connect_spec, combined, interval, fastinterval, jitter, fast, first_within)
+
+(a check travels as its :class:`~lvscheck.model.CheckSpec`; the worker prepares it again
+with its check type, as the config's one road did: a prepared check may hold things
+such as an ``ssl.SSLContext`` that do not cross processes)
     ("stop", handle)
     ("fast", handle, changing)
 
