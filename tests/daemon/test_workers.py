@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.daemon.realservers import RealNginx
 from tests.daemon.test_director import run_with, until
 from tests.peers import free_port
+from tests.peers.nginx import RealNginx
 
 from lvscheck.adapters.ipvs.table import MemoryIPVS, ServiceKey
 from lvscheck.config.model import Config, LvscheckSettings, RealServer, VirtualService

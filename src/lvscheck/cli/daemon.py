@@ -131,7 +131,7 @@ def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentPars
     )
     daemon.add_argument(
         "--workers",
-        type=int,
+        type=Number(int, 0, 256),
         default=1,
         metavar="N",
         help="check worker processes (1: every check in the daemon's own loop; 0: one per core it may use)",
