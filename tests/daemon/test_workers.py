@@ -227,3 +227,35 @@ def _zombie_or_gone(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_a_failing_real_switches_its_worker_to_fastinterval(tmp_path: Path) -> None:
+    """The main process owns rise/fall: when a real's state starts moving it tells the worker."""
+    real = RealNginx("wfast", "127.0.0.9", free_port(), tmp_path)
+    real.start()
+    cfg = config(real.port, ("127.0.0.9",))
+    ipvs = MemoryIPVS()
+    director = Director("test.cf", ipvs, loader=lambda _p: cfg, options=DirectorOptions(workers=2))
+    pool = director.scheduler
+    assert isinstance(pool, WorkerPool)
+    fast_ops: list[bool] = []
+    real_queue = pool._queue
+
+    def spy(worker: object, op: tuple[object, ...]) -> None:
+        if op[0] == "fast":
+            fast_ops.append(bool(op[2]))
+        real_queue(worker, op)  # type: ignore[arg-type]
+
+    pool._queue = spy  # type: ignore[method-assign]
+
+    async def body() -> None:
+        await until(lambda: weights(ipvs, real.port, ("127.0.0.9",)) == [5], 10, "the real up")
+        fast_ops.clear()
+        real.stop()
+        await until(lambda: weights(ipvs, real.port, ("127.0.0.9",)) == [0], 10, "the real down")
+        await until(lambda: fast_ops[-2:] == [True, False], 5, "fastinterval on while failing, off once down")
+
+    try:
+        run_with(director, body)
+    finally:
+        real.stop()
