@@ -4,6 +4,8 @@
 # in one hyperfine run per round, rounds alternating A B A B.  Budget: lvscheck run <= 1.2x the baseline.
 #
 #   bench/startup_compare.sh OLD_REV [NEW_REV=HEAD] [ROUNDS=2] [RUNS=60]   (needs hyperfine)
+#   INSTRUCTIONS=1 bench/startup_compare.sh OLD_REV [NEW_REV]   instructions counted by callgrind instead of
+#   wall time: the same figure whatever else the machine does (needs valgrind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OLD=${1:?usage: bench/startup_compare.sh OLD_REV [NEW_REV] [ROUNDS] [RUNS]}
@@ -33,6 +35,20 @@ PORT=$(cat "$TMP/port")
 printf 'checktimeout=1\nvirtual=127.0.0.1:80\n\treal=127.0.0.1:%s masq\n\tchecktype=connect\n' "$PORT" >"$TMP/one.cf"
 PY=$TMP/venv-new/bin/python
 echo "old=$(git rev-parse --short "$OLD") new=$(git rev-parse --short "$NEW")  $(nproc) CPUs  $($PY -V)"
+if [ -n "${INSTRUCTIONS:-}" ]; then
+  count() {  # total instructions of one run of "$@" (bytecode already compiled by pip)
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" "$@" >/dev/null 2>"$TMP/cg.err" || true
+    grep -o 'Collected : [0-9]*' "$TMP/cg.err" | grep -o '[0-9]*$'
+  }
+  base=$(count "$PY" -I -c 'import asyncio, ssl')
+  echo "python -I -c 'import asyncio, ssl': $base instructions"
+  for side in old new; do
+    run=$(count "$TMP/venv-$side/bin/lvscheck" run connect "127.0.0.1:$PORT")
+    cfg=$(count "$TMP/venv-$side/bin/lvscheck" check-config -q "$TMP/one.cf")
+    python3 -c "print(f'  $side run connect   $run instructions  {$run / $base:.2f}x the baseline'); print(f'  $side check-config $cfg instructions  {$cfg / $base:.2f}x the baseline')"
+  done
+  exit 0
+fi
 for round in $(seq "$ROUNDS"); do
   for order in "old new" "new old"; do
     set -- $order

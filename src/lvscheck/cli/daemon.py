@@ -298,7 +298,7 @@ async def _main(director: Any, args: argparse.Namespace, tokens: Any = None, gid
     from lvscheck.daemon.sdnotify import notify, watchdog_interval
 
     director.install_signal_handlers()
-    servers: list[asyncio.Server] = []
+    servers: list[Any] = []  # asyncio.Server and web.server.HttpListener: both close()
     dog = None
     try:
         await _listen(director, args, servers, tokens, gid)
@@ -323,7 +323,7 @@ async def _main(director: Any, args: argparse.Namespace, tokens: Any = None, gid
 
 
 async def _listen(
-    director: Any, args: argparse.Namespace, servers: list[asyncio.Server], tokens: Any, gid: int | None
+    director: Any, args: argparse.Namespace, servers: list[Any], tokens: Any, gid: int | None
 ) -> None:
     """The control socket and the metrics port, appended to ``servers``; a refusal names its flag."""
     from lvscheck.daemon.control import serve_control, serve_metrics

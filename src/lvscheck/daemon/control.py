@@ -24,6 +24,7 @@ from lvscheck.daemon.operate import ActionError, perform
 
 if TYPE_CHECKING:
     from lvscheck.daemon.director import Director
+    from lvscheck.web.server import HttpListener
 
 __all__ = ["peer_allowed", "query", "serve_control", "serve_metrics"]
 
@@ -118,7 +119,7 @@ async def serve_control(director: Director, path: str, group: int | None = None)
     return server
 
 
-async def serve_metrics(director: Director, host: str, port: int, tokens: Any = None) -> asyncio.Server:
+async def serve_metrics(director: Director, host: str, port: int, tokens: Any = None) -> HttpListener:
     """The HTTP listener: status page, /status.json, /metrics (:mod:`lvscheck.web.server`)."""
     from lvscheck.web.server import serve_http
 

@@ -31,7 +31,7 @@ from lvscheck.web.tokens import Tokens
 if TYPE_CHECKING:
     from lvscheck.daemon.director import Director
 
-__all__ = ["serve_http"]
+__all__ = ["HttpListener", "serve_http"]
 
 log = logging.getLogger("lvscheck.daemon")
 
@@ -208,18 +208,31 @@ class _Site:
         self.live.close()
 
 
-async def serve_http(
-    director: Director, host: str, port: int, tokens: Tokens | None = None
-) -> asyncio.Server:
-    """Listen on ``host:port``; the returned server closes the live streams when closed."""
+class HttpListener:
+    """The listening server and its live streams: :meth:`close` ends both.
+
+    (A wrapper, not a patched ``Server.close``: uvloop's Server does not allow that.)
+    """
+
+    def __init__(self, server: asyncio.Server, site: _Site) -> None:
+        self.server = server
+        self.site = site
+
+    @property
+    def sockets(self) -> Any:
+        return self.server.sockets
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.site.close()
+        self.server.close()
+
+    async def wait_closed(self) -> None:
+        await self.server.wait_closed()
+
+
+async def serve_http(director: Director, host: str, port: int, tokens: Tokens | None = None) -> HttpListener:
+    """Listen on ``host:port``; closing the returned listener closes the live streams too."""
     site = _Site(director, tokens or Tokens())
     server = await asyncio.start_server(site.handle, host, port, reuse_address=True, limit=1 << 16)
-    original = server.close
-
-    def close() -> None:
-        with contextlib.suppress(Exception):
-            site.close()
-        original()
-
-    server.close = close  # type: ignore[method-assign]
-    return server
+    return HttpListener(server, site)
