@@ -116,6 +116,7 @@ class Director:
         self.started = time.time()
         self.state = "starting"
         self._stopping = asyncio.Event()
+        self.reload_lock = asyncio.Lock()  # one reload at a time (reload.py)
         self._background: list[asyncio.Task[None]] = []
         self.history = History()  # per-real latency and transition rings (status page)
         self.overrides = Overrides()  # drained reals and reals in maintenance (lvscheck drain)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -80,12 +81,22 @@ class ConfigFile:
 
 
 async def reload_config(d: Director, why: str) -> bool:
-    """Re-read the config; keep the old one if the new one has any error."""
+    """Re-read the config; keep the old one if the new one has any error.
+
+    Reading and preparing a big file is CPU work (a 40,000-real file takes seconds): it runs
+    in a thread, so the check loop goes on meanwhile (the GIL is handed back every few
+    milliseconds); reloads run one at a time.
+    """
+    async with d.reload_lock:
+        return await _reload(d, why)
+
+
+async def _reload(d: Director, why: str) -> bool:
     d.sd_notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
     d.events.daemon_state = "reloading"
     try:
         try:
-            prepared = load(d.config_path, d.loader, d.engine.plugins)
+            prepared = await asyncio.to_thread(load, d.config_path, d.loader, d.engine.plugins)
         except ConfigError:
             raise
         except Exception as exc:  # a bug or an I/O error must not kill the running daemon
