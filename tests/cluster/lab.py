@@ -44,7 +44,6 @@ __all__ = ["VIP", "WANT", "Lab"]
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-OCF_DIR = Path("/usr/lib/ocf/resource.d/lvscheck")
 VIP = "10.0.0.10"
 NODES = {"node1": "10.0.0.11", "node2": "10.0.0.12"}
 REALS = {"rs1": ("10.0.0.21", 3), "rs2": ("10.0.0.22", 2), "rs3": ("10.0.0.23", 1)}
@@ -175,11 +174,7 @@ class Lab:
     # -- set-up -------------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Agents installed, config, corosync.conf and CIB written (before any node starts)."""
-        OCF_DIR.mkdir(parents=True, exist_ok=True)
-        for name in ("lvscheck", "lvscheck-sync"):
-            shutil.copyfile(ROOT / "contrib" / "ocf" / name, OCF_DIR / name)
-            (OCF_DIR / name).chmod(0o755)
+        """The config, corosync.conf and the CIB, written before any node starts."""
         self.config.write_text(LDIRECTORD_CF)
         os.chmod(self.work, 0o755)
         cib = self.work / "cib.xml"
@@ -189,11 +184,13 @@ class Lab:
             subprocess.run(
                 ["crm_attribute", "-t", "crm_config", "-n", name, "-v", value], env=env, check=True
             )
-        subprocess.run(
-            ["crm_attribute", "-t", "rsc_defaults", "-n", "resource-stickiness", "-v", "200"],
-            env=env,
-            check=True,
+        # above the location preference (100): a group that failed over stays (no fail-back)
+        stickiness = (
+            '<rsc_defaults><meta_attributes id="rsc-options">'
+            '<nvpair id="rsc-options-resource-stickiness" name="resource-stickiness" value="200"/>'
+            "</meta_attributes></rsc_defaults>"
         )
+        subprocess.run(["cibadmin", "-C", "-o", "configuration", "-X", stickiness], env=env, check=True)
         events = "/var/log/pacemaker/lvscheck-events.jsonl"
         subprocess.run(
             ["cibadmin", "-R", "-o", "resources", "-X", resources_xml(self.config, self.lvscheck, events)],
@@ -258,24 +255,10 @@ class Lab:
             cib.chmod(0o600)
         sh(f"chown -R hacluster:haclient {state}/lib-pacemaker {logs}/pacemaker")
         sh(f"chmod 750 {state}/lib-pacemaker/*")
+        unshare = ["unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--mount-proc"]
+        init = [str(HERE / "node.sh"), node, str(state), str(logs), str(ROOT / "contrib" / "ocf")]
         self.unshare[node] = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                node,
-                "unshare",
-                "--mount",
-                "--uts",
-                "--ipc",
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                str(HERE / "node.sh"),
-                node,
-                str(state),
-                str(logs),
-            ],
+            ["ip", "netns", "exec", node, *unshare, *init],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
