@@ -54,7 +54,7 @@ BIG = 6 * 1024 * 1024  # the download's size (bytes)
 
 _REAL_LINES = "".join(f"\treal={a}:80 gate {w}\n" for a, w in REALS.values())
 LDIRECTORD_CF = (
-    "checktimeout=2\nnegotiatetimeout=2\ncheckinterval=2\nquiescent=yes\ncleanstop=no\n\n"
+    "checktimeout=4\nnegotiatetimeout=4\ncheckinterval=2\nfailurecount=2\nquiescent=yes\ncleanstop=no\n\n"
     f"virtual={VIP}:80\n{_REAL_LINES}"
     '\tservice=http\n\trequest="test.html"\n\treceive="Still alive"\n'
     "\tscheduler=wrr\n\tprotocol=tcp\n\tchecktype=negotiate\n"
