@@ -4,7 +4,7 @@ Polling from the test with a new process each time would steal the one vCPU the 
 these stay up and append time-stamped lines to a log that the test reads.
 
 ``observers.py watch VIP LOG``
-    In a director's netns, every 50 ms: is the VIP a local address (``bind()`` works), and what
+    In a director's netns, every 0.1 s: is the VIP a local address (``bind()`` works), and what
     does this netns's IPVS table hold (``/proc/net/ip_vs``).  Logs ``EPOCH vip 1|0`` and
     ``EPOCH table ADDR:PORT=WEIGHT ...`` on every change.
 ``observers.py client VIP LOG [CONNECT_TIMEOUT]``
@@ -69,7 +69,7 @@ def watch(vip: str, log: str) -> None:
             if table != last_table:
                 f.write(f"{t:.3f} table {table}\n")
                 last_table = table
-            time.sleep(0.05)
+            time.sleep(0.1)
 
 
 def _request(vip: str, timeout: float, out: list[str], lock: threading.Lock) -> None:
