@@ -14,10 +14,12 @@ namespaces, with private /run, /dev/shm, /etc/corosync, /var/lib/corosync and
 Every Pacemaker or corosync command runs in *all* of a node's namespaces (``nsenter -a``):
 libqb's IPC sockets are per network namespace, its ring buffers are files in /dev/shm.
 
-The CIB is written before the nodes start and copied to both: properties, the group
-``lvs`` = ``director`` (ocf:lvscheck:lvscheck) then ``vip`` (ocf:heartbeat:IPaddr2), the
-clone ``sync-backup`` (ocf:lvscheck:lvscheck-sync, state=backup), a location preference
-for node1 and a resource stickiness above it (no fail-back).
+The CIB is written before the nodes start and copied to both: properties, ``director``
+(ocf:lvscheck:lvscheck) and ``vip`` (ocf:heartbeat:IPaddr2) -- in the layout docs/pacemaker.md
+recommends (``LAYOUT``: the VIP starts after the director's table is complete, and leaves the old
+director only once the new one's table is), or as a plain group --, the clone ``sync-backup``
+(ocf:lvscheck:lvscheck-sync, state=backup), a location preference for node1 and a resource
+stickiness above it (no fail-back).
 
 A *crash* pulls the node's cable and SIGKILLs its PID namespace (no fencing in the lab);
 a *reboot* gives it a fresh network namespace (no VIP, empty IPVS table) and starts it again.
@@ -94,11 +96,18 @@ logging {
 """
 
 
+#: "handover" (the recommended layout, docs/pacemaker.md): director and VIP as two primitives, the VIP
+#: colocated with the director, its start after the director's start, and -- on a move -- its stop on
+#: the old node after the director's start on the new one, so the old director keeps serving with its
+#: table while the new one checks.  "group": the group lvs = director, vip (for comparison figures).
+LAYOUT = os.environ.get("LVSCHECK_CLUSTER_LAYOUT", "handover")
+#: what crm_resource --move moves, and what the location preference names
+MOVED = "lvs" if LAYOUT == "group" else "director"
+
+
 def resources_xml(config: Path, lvscheck: Path, events: str) -> str:
-    """The group (director first, then the VIP) and the sync-backup clone, as cibadmin takes them."""
-    return f"""<resources>
-  <group id="lvs">
-    <primitive id="director" class="ocf" provider="lvscheck" type="lvscheck">
+    """The director, the VIP and the sync-backup clone, as cibadmin takes them."""
+    director = f"""<primitive id="director" class="ocf" provider="lvscheck" type="lvscheck">
       <instance_attributes id="director-ia">
         <nvpair id="director-configfile" name="configfile" value="{config}"/>
         <nvpair id="director-binary" name="binary" value="{lvscheck}"/>
@@ -111,8 +120,8 @@ def resources_xml(config: Path, lvscheck: Path, events: str) -> str:
         <op id="director-stop" name="stop" interval="0s" timeout="60s"/>
         <op id="director-monitor" name="monitor" interval="20s" timeout="90s"/>
       </operations>
-    </primitive>
-    <primitive id="vip" class="ocf" provider="heartbeat" type="IPaddr2">
+    </primitive>"""
+    vip = f"""<primitive id="vip" class="ocf" provider="heartbeat" type="IPaddr2">
       <instance_attributes id="vip-ia">
         <nvpair id="vip-ip" name="ip" value="{VIP}"/>
         <nvpair id="vip-cidr" name="cidr_netmask" value="24"/>
@@ -123,8 +132,10 @@ def resources_xml(config: Path, lvscheck: Path, events: str) -> str:
         <op id="vip-stop" name="stop" interval="0s" timeout="60s"/>
         <op id="vip-monitor" name="monitor" interval="20s" timeout="90s"/>
       </operations>
-    </primitive>
-  </group>
+    </primitive>"""
+    pair = f'<group id="lvs">{director}{vip}</group>' if LAYOUT == "group" else director + vip
+    return f"""<resources>
+  {pair}
   <clone id="sync-backup-clone">
     <primitive id="sync-backup" class="ocf" provider="lvscheck" type="lvscheck-sync">
       <instance_attributes id="sync-backup-ia">
@@ -139,6 +150,19 @@ def resources_xml(config: Path, lvscheck: Path, events: str) -> str:
     </primitive>
   </clone>
 </resources>"""
+
+
+def constraints_xml() -> str:
+    prefer = f'<rsc_location id="prefers-node1" rsc="{MOVED}" node="node1" score="100"/>'
+    if LAYOUT == "group":
+        return f"<constraints>{prefer}</constraints>"
+    return f"""<constraints>
+  {prefer}
+  <rsc_colocation id="vip-with-director" rsc="vip" with-rsc="director" score="INFINITY"/>
+  <rsc_order id="table-before-vip" first="director" then="vip" kind="Mandatory" symmetrical="false"/>
+  <rsc_order id="vip-leaves-after-new-table" first="director" first-action="start"
+             then="vip" then-action="stop" kind="Mandatory" symmetrical="false"/>
+</constraints>"""
 
 
 def sh(cmd: str, check: bool = True, timeout: float = 120) -> str:
@@ -197,18 +221,7 @@ class Lab:
             env=env,
             check=True,
         )
-        subprocess.run(
-            [
-                "cibadmin",
-                "-C",
-                "-o",
-                "constraints",
-                "-X",
-                '<rsc_location id="lvs-prefers-node1" rsc="lvs" node="node1" score="100"/>',
-            ],
-            env=env,
-            check=True,
-        )
+        subprocess.run(["cibadmin", "-R", "-o", "constraints", "-X", constraints_xml()], env=env, check=True)
         subprocess.run(["crm_verify", "--xml-file", str(cib)], check=True)
 
     def network(self) -> None:
@@ -300,9 +313,9 @@ class Lab:
         return ET.fromstring(self.on(node, "crm_mon", "-1", "--output-as=xml").stdout)
 
     def group_on(self, ask: str, node: str) -> bool:
-        """Both members of ``lvs`` Started on ``node``, nothing pending, neither failed."""
+        """``director`` and ``vip`` Started on ``node``, nothing pending, neither failed."""
         root = self.crm_mon(ask)
-        members = root.findall("./resources/group[@id='lvs']/resource")
+        members = [r for r in root.iter("resource") if r.get("id") in ("director", "vip")]
         if len(members) != 2:
             return False
         return all(

@@ -2,18 +2,20 @@
 
 One cluster boot, four steps in order (see lab.py for what is built):
 
-1. the group ``lvs`` (director, then VIP) starts on node1; node1's IPVS table has the reals with
+1. the director, then the VIP, start on node1; node1's IPVS table has the reals with
    the weights their checks give (rs3 fails its check: weight 0), and it is complete before the
    VIP comes up; the client is served through the VIP (LVS-DR);
 2. node1 crashes (cable pulled, every process killed); node2 takes over: table complete, then
    the VIP, then the client is served again;
-3. node1 comes back (a fresh network namespace: it rebooted) and the group stays on node2
+3. node1 comes back (a fresh network namespace: it rebooted) and director and VIP stay on node2
    (resource stickiness above the location preference: no fail-back);
 4. a planned move back to node1 (``crm_resource --move``) loses no request of a client whose
    connect timeout is 10 s, and a slow download through the VIP that started on node2 finishes
    through node1: node1's backup sync daemon knew the connection.
 
 Failover figures are printed at the end (and kept in the work directory as figures.json).
+``LVSCHECK_CLUSTER_LAYOUT=group`` runs the same steps with a plain group (director, vip), for
+comparison: its planned move leaves no VIP anywhere while the new director starts.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.cluster.lab import BIG, VIP, WANT, Lab, wait_until
+from tests.cluster.lab import BIG, LAYOUT, MOVED, VIP, WANT, Lab, wait_until
 
 NEEDS = (
     "corosync",
@@ -177,12 +179,12 @@ def test_4_planned_move_loses_nothing_and_a_download_survives(lab: Lab) -> None:
     synced = lab.synced_connections("node1")
     FIGURES["move: node1 (backup) knows the download's connection before the move"] = f"{VIP}:80" in synced
     t_move = time.time()
-    out = lab.on("node2", "crm_resource", "--move", "--resource", "lvs", "--node", "node1")
+    out = lab.on("node2", "crm_resource", "--move", "--resource", MOVED, "--node", "node1")
     assert out.returncode == 0, out.stderr
     wait_until(lambda: lab.table_since("node1", t_move) is not None, 120, 0.5, f"node1's table is {WANT}")
     wait_until(lambda: lab.has_vip("node1"), 60, 0.5, "the VIP on node1")
     wait_until(lambda: lab.group_on("node1", "node1"), 90, 3, "group lvs started on node1")
-    assert lab.on("node1", "crm_resource", "--clear", "--resource", "lvs").returncode == 0
+    assert lab.on("node1", "crm_resource", "--clear", "--resource", MOVED).returncode == 0
     t_table = lab.table_since("node1", t_move)
     t_vip = lab.vip_since("node1", t_move)
     t_gone = next(
@@ -215,7 +217,7 @@ def test_4_planned_move_loses_nothing_and_a_download_survives(lab: Lab) -> None:
 
 def test_5_figures(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     with capsys.disabled():
-        print("\nCLUSTER FIGURES (one-vCPU guest; seconds)")
+        print(f"\nCLUSTER FIGURES (layout {LAYOUT}; one-vCPU guest; seconds; load {os.getloadavg()[0]:.1f})")
         for k, v in FIGURES.items():
             print(f"  {k}: {v}")
         print(f"  (logs and figures.json in {lab.work})")
