@@ -364,6 +364,11 @@ class Lab:
                 return t
         return None
 
+    def table_at(self, node: str, when: float) -> str:
+        """``node``'s IPVS table as its watcher last saw it at ``when``."""
+        found = [rest for t, kind, rest in self.events(f"{node}-watch") if kind == "table" and t <= when]
+        return found[-1] if found else ""
+
     def vip_since(self, node: str, since: float) -> float | None:
         """When the VIP became local to ``node`` at or after ``since``."""
         for t, kind, rest in self.events(f"{node}-watch"):
