@@ -124,7 +124,7 @@ def check_arguments(state: str, interface: str, syncid: int) -> None:
 class SyncDaemons:
     """Start, stop and list the sync daemons of this network namespace's IPVS."""
 
-    def __init__(self, timeout: float = 5.0) -> None:
+    def __init__(self, timeout: float = 15.0) -> None:
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_GENERIC)
         self._seq = 0
         try:
