@@ -105,9 +105,8 @@ def main() -> None:
                 decided[name].append("unknown" not in phases)
                 times[name].append(took)
                 run(agents[name], "stop", work, cf, args.ipvs)
-                print(
-                    f"round {i + 1} {name}: start {took:.2f} s, every real decided at return: {decided[name][-1]}"
-                )
+                done = decided[name][-1]
+                print(f"round {i + 1} {name}: start {took:.2f} s, every real decided at return: {done}")
     finally:
         good.stop()
         bad.stop()
