@@ -193,7 +193,7 @@ class Lab:
         self.unshare: dict[str, subprocess.Popen[bytes]] = {}
         self.observers: list[subprocess.Popen[bytes]] = []
         self.reals: list[RealNginx] = []
-        self.figures: dict[str, object] = {}
+        self.t_nodes = 0.0  # when both nodes were started
 
     # -- set-up -------------------------------------------------------------------------------
 

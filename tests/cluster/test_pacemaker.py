@@ -69,7 +69,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     try:
         lab.prepare()
         lab.network()
-        lab.t_nodes = time.time()  # type: ignore[attr-defined]
+        lab.t_nodes = time.time()
         lab.start_node("node1")
         lab.start_node("node2")
         yield lab
@@ -95,7 +95,7 @@ def served(lab: Lab, since: float, until: float) -> tuple[list[str], list[str]]:
 
 
 def test_1_group_starts_on_node1_table_before_vip(lab: Lab) -> None:
-    t_nodes: float = lab.t_nodes  # type: ignore[attr-defined]
+    t_nodes = lab.t_nodes
     wait_until(lambda: lab.table("node1") == WANT, 300, 1, f"node1's IPVS table is {WANT}")
     wait_until(lambda: lab.group_on("node1", "node1"), 120, 3, "group lvs started on node1")
     t_table = lab.table_since("node1", t_nodes)
