@@ -33,8 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.daemon.realservers import RealNginx
 from tests.peers import free_port
+from tests.peers.nginx import RealNginx
 
 ROOT = Path(__file__).resolve().parents[1]
 

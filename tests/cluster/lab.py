@@ -40,7 +40,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.daemon.realservers import RealNginx
+from tests.peers.nginx import RealNginx
 
 __all__ = ["VIP", "WANT", "Lab"]
 

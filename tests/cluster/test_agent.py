@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.daemon.realservers import RealNginx
 from tests.peers import free_port, require_binary
+from tests.peers.nginx import RealNginx
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = ROOT / "contrib" / "ocf" / "lvscheck"
