@@ -158,6 +158,10 @@ def _dispatch(args: Any, parser: argparse.ArgumentParser | None) -> int:
         from lvscheck.cli.operate import command_operate
 
         return command_operate(args)
+    if args.command == "sync-daemon":
+        from lvscheck.cli.sync_daemon import command_sync_daemon
+
+        return command_sync_daemon(args)
     if parser is not None:
         parser.print_help()
     return EXIT_UNKNOWN

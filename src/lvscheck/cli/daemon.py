@@ -92,6 +92,12 @@ def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentPars
     )
     daemon.add_argument("--pid-file", type=FileToWrite(), metavar="FILE", help="write the daemon's pid here")
     daemon.add_argument(
+        "--ready-file",
+        type=FileToWrite(),
+        metavar="FILE",
+        help="create FILE once every real is decided and the table is written (removed at exit)",
+    )
+    daemon.add_argument(
         "--reconcile",
         type=Number(float, 0, 86400),
         default=10.0,
@@ -229,6 +235,9 @@ def command_daemon(args: argparse.Namespace) -> int:
             backend.close()
             director.events.close()
             raise _flag_error("--pid-file", args.pid_file, exc) from None
+    if args.ready_file:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(args.ready_file)
     runner: Any = asyncio.run
     if args.loop == "uvloop":
         try:
@@ -247,9 +256,10 @@ def command_daemon(args: argparse.Namespace) -> int:
     finally:
         backend.close()
         director.events.close()
-        if args.pid_file:
-            with contextlib.suppress(OSError):
-                os.unlink(args.pid_file)
+        for path in (args.pid_file, args.ready_file):
+            if path:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
     return 0
 
 
@@ -300,6 +310,7 @@ async def _main(director: Any, args: argparse.Namespace, tokens: Any = None, gid
     director.install_signal_handlers()
     servers: list[Any] = []  # asyncio.Server and web.server.HttpListener: both close()
     dog = None
+    marker = None
     try:
         await _listen(director, args, servers, tokens, gid)
         every = watchdog_interval()
@@ -311,8 +322,14 @@ async def _main(director: Any, args: argparse.Namespace, tokens: Any = None, gid
                     await asyncio.sleep(every)
 
             dog = asyncio.get_running_loop().create_task(watchdog())
+        if args.ready_file:
+            from lvscheck.daemon.readiness import write_when_ready
+
+            marker = asyncio.get_running_loop().create_task(write_when_ready(director, args.ready_file))
         await director.run()
     finally:
+        if marker is not None:
+            marker.cancel()
         if dog is not None:
             dog.cancel()
         for server in servers:

@@ -125,4 +125,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     from lvscheck.cli.operate import add_arguments as operate_arguments
 
     operate_arguments(sub)
+
+    from lvscheck.cli.sync_daemon import add_arguments as sync_daemon_arguments
+
+    sync_daemon_arguments(
+        sub.add_parser("sync-daemon", help="start, stop or show the kernel's IPVS connection sync daemon")
+    )
     return parser

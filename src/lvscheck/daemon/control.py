@@ -3,9 +3,11 @@
 * Control: a unix stream socket (``--control``), mode 0600 owned by root, or 0660
   with ``--control-group GROUP``; the daemon also checks each client's credentials
   (SO_PEERCRED: root, the daemon's own user, or a member of the group).  A client
-  writes one line and reads one JSON document: ``status``, ``reload``, or a JSON
+  writes one line and reads one JSON document: ``status``, ``ready``, ``reload``, or a JSON
   action (``{"action": "drain", ...}``, see :mod:`lvscheck.daemon.actions`);
-  ``lvscheck status``/``drain``/``undrain``/``maintenance`` are that client.
+  ``lvscheck status``/``drain``/``undrain``/``maintenance`` are that client.  ``ready``
+  answers ``{"ready": true|false, "undecided": N}``: true once every real has been decided
+  by a check and that table is written (the OCF agent's monitor asks it).
 * HTTP: the status page, ``/status.json``, ``/metrics`` (:mod:`lvscheck.web.server`).
 """
 
@@ -83,6 +85,9 @@ async def serve_control(director: Director, path: str, group: int | None = None)
                 answer = {"error": "permission denied: root or the control group only"}
             elif line == "status":
                 answer = director.status()
+            elif line == "ready":  # cheap: cluster agents poll it while the first checks run
+                undecided = sum(r.track.phase.value == "unknown" for r in director.reals.values())
+                answer = {"ready": director.table_ready.is_set(), "undecided": undecided}
             elif line == "reload":
                 ok = await director.reload("control socket")
                 last = director.counters.last_reload or {}
@@ -100,7 +105,7 @@ async def serve_control(director: Director, path: str, group: int | None = None)
                 except (ActionError, ValueError) as exc:
                     answer = {"error": str(exc)}
             else:
-                answer = {"error": f"unknown request {line!r}: status, reload or a JSON action"}
+                answer = {"error": f"unknown request {line!r}: status, ready, reload or a JSON action"}
             writer.write(json.dumps(answer, default=str).encode() + b"\n")
             await writer.drain()
         except (OSError, TimeoutError, asyncio.IncompleteReadError):

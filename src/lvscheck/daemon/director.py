@@ -42,6 +42,7 @@ from lvscheck.daemon.overrides import Overrides
 from lvscheck.daemon.probes import SharedProbe
 from lvscheck.daemon.reload import ConfigFile, freeze_heap, install, load, reload_config
 from lvscheck.daemon.scheduler import Job, Scheduler
+from lvscheck.daemon.state import Phase
 from lvscheck.daemon.status import Counters, document
 from lvscheck.engine import Engine
 from lvscheck.model import Result
@@ -117,6 +118,8 @@ class Director:
         self.state = "starting"
         self._stopping = asyncio.Event()
         self.reload_lock = asyncio.Lock()  # one reload at a time (reload.py)
+        # set once every real is decided (no phase UNKNOWN) and that table is written (cluster agents wait)
+        self.table_ready = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
         self.history = History()  # per-real latency and transition rings (status page)
         self.overrides = Overrides()  # drained reals and reals in maintenance (lvscheck drain)
@@ -159,6 +162,7 @@ class Director:
         install(self, self.prepared, first=True)
         self._minutely()  # maintenance (maintenancedir, lvscheck maintenance) holds before the first write
         self.view.flush()
+        self._note_ready()
         freeze_heap()
         self.state = self.events.daemon_state = "running"
         self.events.emit(
@@ -285,6 +289,13 @@ class Director:
             pool = self.layout.pools.get(key)
             if pool is not None:
                 P.mark_placed(pool, self.reals, self.kernel.dests.get(pool.service.key, {}))
+        self._note_ready()
+
+    def _note_ready(self) -> None:
+        decided = all(r.track.phase is not Phase.UNKNOWN for r in self.reals.values())
+        if decided and not self.table_ready.is_set():
+            self.table_ready.set()
+            self.events.emit("ready", reals=len(self.reals), seconds=round(time.time() - self.started, 3))
 
     async def reconcile(self) -> list[Any]:
         """Read the kernel table now and restore whatever differs from what the daemon wants."""

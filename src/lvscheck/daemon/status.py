@@ -119,6 +119,7 @@ def document(director: Director) -> dict[str, Any]:
         "pid": os.getpid(),
         "config": director.config_path,
         "state": director.state,
+        "ready": director.table_ready.is_set(),
         "started": director.started,
         "ipvs": director.backend.name,
         "checks": director.scheduler.checks,
