@@ -32,6 +32,7 @@ from lvscheck.cli.argtypes import (
     ExistingFile,
     FileToWrite,
     GroupName,
+    InterfaceName,
     ListenAddress,
     LogDestination,
     NonEmpty,
@@ -122,6 +123,8 @@ def _bad_values(flag: Flag, tmp: Path) -> list[str]:
         return ["", "nosuchfacility", "relative/file.log", f"{MISSING_DIR}/lvscheck.log", str(tmp)]
     if isinstance(kind, RelayAddress):
         return ["", "bad host!", "127.0.0.1:0", "127.0.0.1:99999", "127.0.0.1:abc"]
+    if isinstance(kind, InterfaceName):
+        return ["", "   ", "a" * 16, "eth0/1", "two words"]
     if isinstance(kind, NonEmpty):
         return ["", "   "]
     raise AssertionError(f"{flag}: no bad values known for type {kind!r}")
@@ -156,6 +159,7 @@ def _argv(flag: Flag, value: str, config: Path, tmp: Path) -> list[str]:
         "drain": ["drain", "10.0.0.1:80", "10.0.0.2:80", "--control", str(tmp / "nobody.sock")],
         "undrain": ["undrain", "10.0.0.1:80", "10.0.0.2:80", "--control", str(tmp / "nobody.sock")],
         "maintenance": ["maintenance", "on", "10.0.0.2:80", "--control", str(tmp / "nobody.sock")],
+        "sync-daemon": ["sync-daemon", "status"],
     }
     words = list(base[flag.command])
     if flag.name in words:  # the base gives this flag already: replace its value
@@ -247,6 +251,8 @@ POSITIONAL_BAD: dict[str, list[tuple[list[str], str]]] = {
     "undrain REAL": [(["undrain", "10.0.0.1:80", ""], "argument REAL: an empty value")],
     "maintenance switch": [(["maintenance", "bogus", "10.0.0.2:80"], "argument switch: invalid choice")],
     "maintenance REAL": [(["maintenance", "on", ""], "argument REAL: an empty value")],
+    "sync-daemon action": [(["sync-daemon", "bogus"], "argument action: invalid choice")],
+    "sync-daemon state": [(["sync-daemon", "start", "bogus"], "argument state: invalid choice")],
 }
 
 

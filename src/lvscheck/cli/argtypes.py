@@ -218,3 +218,15 @@ class GroupName(NonEmpty):
         except KeyError:
             raise argparse.ArgumentTypeError(f"{text!r}: no such group") from None
         return text
+
+
+class InterfaceName(NonEmpty):
+    """A network interface name as the kernel accepts it: 1..15 characters, no '/', no blanks."""
+
+    __name__ = "interface"
+
+    def __call__(self, text: str) -> str:
+        super().__call__(text)
+        if len(text) > 15 or "/" in text or any(c.isspace() for c in text) or text in (".", ".."):
+            raise argparse.ArgumentTypeError(f"{text!r} is not an interface name (1-15 characters, no '/')")
+        return text

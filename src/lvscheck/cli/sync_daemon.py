@@ -27,9 +27,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("master", "backup"),
         help="master (the active director sends) or backup (the standby receives); status: both if omitted",
     )
-    parser.add_argument("--interface", metavar="IF", help="the interface the sync messages use (start)")
+    from lvscheck.cli.argtypes import InterfaceName, Number
+
     parser.add_argument(
-        "--syncid", type=int, default=0, metavar="N", help="sync id 0..255, the same on both directors (0)"
+        "--interface", type=InterfaceName(), metavar="IF", help="the interface the sync messages use (start)"
+    )
+    parser.add_argument(
+        "--syncid",
+        type=Number(int, 0, 255),
+        default=0,
+        metavar="N",
+        help="sync id 0..255, the same on both directors (0)",
     )
     parser.add_argument("--json", action="store_true", help="status: print JSON")
 
