@@ -8,7 +8,7 @@ server); the director and its in-memory IPVS table are the real ones.
 from __future__ import annotations
 
 from tests.checks.test_agent import LineAgent
-from tests.daemon.test_director import run_with, until, virtual
+from tests.daemon.running import run_with, until, virtual
 from tests.daemon.test_shared_probe import VIPS, CountingServer, server, weights
 from tests.peers.hostile import serve
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.daemon.running import run_with, until, weight
 from tests.peers import free_port
 from tests.peers.nginx import RealNginx
 
@@ -34,38 +34,6 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNginx]:
     r.start()
     yield r
     r.stop()
-
-
-def weight(ipvs: MemoryIPVS, key: ServiceKey, port: int) -> int | None:
-    d = ipvs.table.dest(key, "127.0.0.1", port)
-    return None if d is None else d.weight
-
-
-async def until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not _holds(cond):
-        if time.monotonic() > end:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.02)
-
-
-def _holds(cond: Callable[[], bool]) -> bool:
-    try:
-        return cond()
-    except (IndexError, KeyError):  # the daemon has not installed its config yet
-        return False
-
-
-def run_with(director: Director, body: Callable[[], Awaitable[None]]) -> None:
-    async def main() -> None:
-        task = asyncio.create_task(director.run())
-        try:
-            await body()
-        finally:
-            director.stop()
-            await task
-
-    asyncio.run(main())
 
 
 HEAD = "checktimeout=1\nfailurecount=1\n#lvscheck: rise=1 interval=0.2 fastinterval=0.1\n"

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Iterator
 
 import pytest
-from tests.daemon.test_director import run_with, until, virtual
+from tests.daemon.running import run_with, until, virtual
 from tests.peers.hostile import serve
 
 from lvscheck.adapters.ipvs.table import MemoryIPVS, ServiceKey

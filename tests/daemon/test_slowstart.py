@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.daemon.test_director import VIP, run_with, until, virtual, weight
+from tests.daemon.running import VIP, run_with, until, virtual, weight
 from tests.peers import free_port
 from tests.peers.nginx import RealNginx
 

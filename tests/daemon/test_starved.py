@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from tests.daemon.test_director import VIP, run_with, until, virtual, weight
+from tests.daemon.running import VIP, run_with, until, virtual, weight
 from tests.peers import free_port
 from tests.peers.nginx import RealNginx
 

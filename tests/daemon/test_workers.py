@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.daemon.test_director import run_with, until
+from tests.daemon.running import run_with, until
 from tests.peers import free_port
 from tests.peers.nginx import RealNginx
 
