@@ -19,6 +19,7 @@ these stay up and append time-stamped lines to a log that the test reads.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import socket
 import sys
@@ -86,7 +87,8 @@ def _request(vip: str, timeout: float, out: list[str], lock: threading.Lock) -> 
             raise OSError(f"answer {head[:20]!r}")
         line = f"{start:.3f} {time.time():.3f} ok {body.decode(errors='replace').strip() or '?'}\n"
     except OSError as e:
-        line = f"{start:.3f} {time.time():.3f} fail {type(e).__name__}\n"
+        why = errno.errorcode.get(e.errno, "-") if e.errno else str(e)[:40].replace(" ", "_")
+        line = f"{start:.3f} {time.time():.3f} fail {type(e).__name__}:{why}\n"
     with lock:
         out.append(line)
 
