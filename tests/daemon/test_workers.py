@@ -101,9 +101,13 @@ def test_results_reach_the_pools_and_a_killed_worker_changes_nothing(port: int) 
         await until(lambda: weights(ipvs, port, HOSTS) == [5] * len(HOSTS), 10, "every real up")
         down_key = ServiceKey.tcp("10.9.7.2", 80)
         await until(
-            lambda: (d := ipvs.table.dest(down_key, HOSTS[0], port)) is not None and d.weight == 0,
+            lambda: (
+                (d := ipvs.table.dest(down_key, HOSTS[0], port)) is not None
+                and d.weight == 0
+                and all(rs.track.phase is not Phase.UNKNOWN for rs in director.reals.values())
+            ),
             10,
-            "the real with a missing page down",
+            "the real with a missing page decided down (weight 0 alone is also the undecided start)",
         )
         assert all(w.handles for w in pool._workers), "both workers got reals"
         assert len(pool.pids()) == 2
