@@ -466,7 +466,8 @@ def test_check_server_one_at_a_time_reload_and_idle_exit(nginx: Nginx, tmp_path:
     rundir = tmp_path / "run"
     rundir.mkdir(mode=0o700)
     env = _adapter_env(cf, rundir, server=True)
-    env["LVSCHECK_LDIRECTORD_IDLE"] = "3"
+    # idle counts from the server's start; six clients starting on a busy machine can take seconds
+    env["LVSCHECK_LDIRECTORD_IDLE"] = "10"
     argv = [str(BIN / "lvscheck-ldirectord"), "10.8.8.8", "80", "127.0.0.1", str(nginx.http_port)]
     try:
         procs = [subprocess.Popen(argv, env=env, stderr=subprocess.PIPE) for _ in range(6)]
@@ -489,7 +490,7 @@ def test_check_server_one_at_a_time_reload_and_idle_exit(nginx: Nginx, tmp_path:
         assert down.returncode == 1
         assert "http down: HTTP 503" in down.stderr
         # idle for more than LVSCHECK_LDIRECTORD_IDLE: it exits and removes its socket
-        for _ in range(300):
+        for _ in range(600):
             if not _servers(rundir):
                 break
             time.sleep(0.05)
