@@ -24,11 +24,20 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["DEFAULT_CONFIGS", "find_config", "main", "parse_ldirectord_argv", "socket_dir"]
+__all__ = [
+    "DEFAULT_CONFIGS",
+    "find_config",
+    "main",
+    "parse_ldirectord_argv",
+    "process_started",
+    "socket_dir",
+]
 
 #: ldirectord's own lookup: a name is tried in /etc/ha.d, then /etc/ha.d/conf, then as a path.
 DEFAULT_CONFIGS = ("/etc/ha.d/ldirectord.cf", "/etc/ha.d/conf/ldirectord.cf")
 PROTOCOL = "lvscheck-ldirectord/1"
+#: Seconds: a process older than this when :func:`main` runs was not just started by ldirectord.
+MAX_START_AGE = 30.0
 
 
 def parse_ldirectord_argv(argv: list[str]) -> str | None:
@@ -201,10 +210,30 @@ def _spawn_server(sockdir: str) -> None:
         os._exit(1)
 
 
-def main() -> int:
+def process_started() -> float:
+    """When this process was forked, on the ``time.time()`` clock: ldirectord's timer starts then.
+
+    Counting the deadline from here rather than from :func:`main` also counts the interpreter's
+    start-up, which on a busy machine can take a good part of the margin.  ``/proc`` gives the
+    start in clock ticks and the uptime in hundredths: about 10 ms precision.  Now, if ``/proc``
+    cannot tell or the process is older than a checkcommand can be (it was not started for us).
+    """
     import time
 
-    started = time.time()
+    now = time.time()
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            ticks = int(f.read().rsplit(b")", 1)[1].split()[19])  # field 22, starttime
+        with open("/proc/uptime", "rb") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return now
+    age = uptime - ticks / os.sysconf("SC_CLK_TCK")
+    return now - age if 0.0 <= age <= MAX_START_AGE else now
+
+
+def main() -> int:
+    started = process_started()
     args = sys.argv[1:]
     if len(args) != 4:
         print(

@@ -22,6 +22,7 @@ from tests.peers import free_port
 from tests.peers.hostile import endless_line, endless_lines, open_fds, paused, script, serve, stall
 from tests.peers.vsftpd import FILE_BODY, FILE_NAME, PASSWORD, USER, Vsftpd, start_vsftpd
 from tests.runcheck import Checks
+from tests.timing import assert_at_deadline, assert_by_deadline
 
 import lvscheck
 from lvscheck import CheckSpec, OptionError, State, Target
@@ -122,7 +123,7 @@ def test_wrong_password_with_a_short_deadline_names_the_pass_step(ftp: Vsftpd, c
     r, took = check.timed("ftp", ftp.port, login=USER, passwd="wrong-password", negotiatetimeout="1")
     assert r.state is State.DOWN
     assert r.reason.startswith("timed out after 1 s waiting for the reply to PASS")
-    assert 0.9 < took < 1.5
+    assert_at_deadline(took, 1)
 
 
 def test_non_anonymous_login_needs_a_password(check: Checks) -> None:
@@ -146,14 +147,14 @@ def test_stalled_real_server_is_down_at_the_deadline(ftp: Vsftpd, check: Checks)
         r, took = check.timed("ftp", ftp.port, negotiatetimeout="1")
     assert r.state is State.DOWN
     assert r.reason == "timed out after 1 s waiting for the banner"
-    assert 0.9 < took < 1.5
+    assert_at_deadline(took, 1)
 
 
 def test_accept_and_stall(check: Checks) -> None:
     with serve(stall) as port:
         r, took = check.timed("ftp", port, negotiatetimeout="0.5")
     assert r.reason == "timed out after 0.5 s waiting for the banner"
-    assert took < 1.0
+    assert_by_deadline(took, 0.5)
 
 
 HOSTILE: list[tuple[str, Any, dict[str, str], str]] = [
@@ -212,7 +213,7 @@ def test_hostile_servers(handler: Any, options: dict[str, str], reason: str, che
         r, took = check.timed("ftp", port, negotiatetimeout="2", **options)
     assert r.state is State.DOWN
     assert r.reason == reason
-    assert took < 2.5
+    assert_by_deadline(took, 2)
 
 
 def test_ipv6_real_uses_epsv_and_its_own_address() -> None:

@@ -15,6 +15,7 @@ from tests.peers import free_port
 from tests.peers.dovecot import PASSWORD, USER, Dovecot, start_dovecot
 from tests.peers.hostile import endless_line, endless_lines, open_fds, paused, script, serve, stall
 from tests.runcheck import Checks
+from tests.timing import assert_at_deadline, assert_by_deadline
 
 from lvscheck import OptionError, State
 
@@ -120,8 +121,8 @@ def test_stalled_real_server(dovecot: Dovecot, check: Checks) -> None:
         )
     assert r.reason == "timed out after 1 s waiting for the greeting"
     assert rs.reason == "timed out after 1 s in the TLS handshake"
-    assert 0.9 < took < 1.5
-    assert 0.9 < took_s < 1.5
+    assert_at_deadline(took, 1)
+    assert_at_deadline(took_s, 1)
 
 
 HOSTILE: list[tuple[str, Any, dict[str, str], str]] = [
@@ -203,7 +204,7 @@ def test_hostile_servers(handler: Any, options: dict[str, str], reason: str, che
         r, took = check.timed(kind, port, negotiatetimeout="1", **options)
     assert r.state is State.DOWN
     assert r.reason == reason
-    assert took < 1.5
+    assert_by_deadline(took, 1)
 
 
 def test_no_socket_leak(dovecot: Dovecot, check: Checks) -> None:

@@ -16,6 +16,7 @@ from tests.peers import free_port
 from tests.peers.hostile import endless_line, endless_lines, open_fds, paused, script, serve, stall
 from tests.peers.inn import PASSWORD, USER, Inn, start_inn
 from tests.runcheck import Checks
+from tests.timing import assert_at_deadline, assert_by_deadline
 
 from lvscheck import OptionError, State
 
@@ -62,7 +63,7 @@ def test_stalled_real_server(inn: Inn, check: Checks) -> None:
     with paused(inn.server.pid):
         r, took = check.timed("nntp", inn.port, negotiatetimeout="1")
     assert r.reason == "timed out after 1 s waiting for the greeting"
-    assert 0.9 < took < 1.5
+    assert_at_deadline(took, 1)
 
 
 HOSTILE: list[tuple[str, Any, dict[str, str], str]] = [
@@ -118,7 +119,7 @@ def test_hostile_servers(handler: Any, options: dict[str, str], reason: str, che
         r, took = check.timed("nntp", port, negotiatetimeout="1", **options)
     assert r.state is State.DOWN
     assert r.reason == reason
-    assert took < 1.5
+    assert_by_deadline(took, 1)
 
 
 def test_no_socket_leak(inn: Inn, check: Checks) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from tests.peers.postgres import PASSWORD, USER, Postgres, primary_and_standby, single_server, wait_replayed
 from tests.runcheck import Checks
+from tests.timing import assert_at_deadline
 
 from lvscheck import OptionError, State
 
@@ -112,7 +113,7 @@ def test_stalled_server_is_down_at_the_deadline(primary: Postgres, check: Checks
         os.kill(primary.server.pid, signal.SIGCONT)
     assert r.state is State.DOWN
     assert r.reason.startswith("timed out after 1 s "), r.reason
-    assert 0.9 < r.latency < 1.5
+    assert_at_deadline(r.latency, 1)
 
 
 def test_tls_modes(primary: Postgres, check: Checks) -> None:

@@ -19,6 +19,7 @@ from tests.peers.dovecot import Dovecot, start_dovecot
 from tests.peers.hostile import endless_line, endless_lines, open_fds, paused, script, serve, stall
 from tests.peers.socat import start_socat_echo
 from tests.runcheck import Checks
+from tests.timing import assert_at_deadline, assert_by_deadline
 
 import lvscheck
 from lvscheck import CheckSpec, OptionError, State, Target
@@ -85,7 +86,7 @@ def test_stalled_real_server(echo: Server, check: Checks) -> None:
     with paused(echo.pid):
         r, took = check.timed("simpletcp", echo.port, request="ping\\n", receive="ping", negotiatetimeout="1")
     assert r.reason == "timed out after 1 s waiting for the reply"
-    assert 0.9 < took < 1.5
+    assert_at_deadline(took, 1)
 
 
 async def flood_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -120,7 +121,7 @@ def test_hostile_servers(handler: Any, options: dict[str, str], reason: str, che
     else:
         assert r.state is State.UP  # the first matching line decides; the stall after it does not matter
         assert r.reason == "'OK' found: 'all OK'"
-    assert took < 1.5
+    assert_by_deadline(took, 1)
 
 
 def test_no_socket_leak(echo: Server, check: Checks) -> None:

@@ -253,23 +253,32 @@ def test_kill_9_and_restart_never_drains_a_healthy_real(daemon: Daemon) -> None:
             samples.append(table())
             time.sleep(0.02)
 
+    def decided() -> bool:
+        """Every real has had RISE checks in the new daemon and it calls them up."""
+        virtuals = daemon.status()["virtuals"]
+        assert isinstance(virtuals, list)
+        return all(r["checks"] >= RISE and r["state"] == "up" for v in virtuals for r in v["reals"])
+
     t = threading.Thread(target=sample)
     t.start()
     try:
+        wait(lambda: len(samples) >= 3, 20, "samples of the table before the kill")
         daemon.stop(signal.SIGKILL)
-        time.sleep(0.5)
+        killed = len(samples)
+        wait(lambda: len(samples) >= killed + 3, 20, "samples while no daemon runs")
         daemon.start()
-        wait(lambda: bool(daemon.status()["checks"]), 20, "checks after the restart")
-        time.sleep(2.0)
-        # each sample is an ipvsadm run: on a loaded machine 2 s may hold fewer than 20
-        wait(lambda: len(samples) > 20, 20, "20 samples of the table")
+        # The window in which a restarted daemon could drain a healthy real: from its start until it
+        # has judged every real itself, and some samples beyond (its writes after the verdicts).
+        wait(decided, 30, "the restarted daemon's own verdicts on every real")
+        judged = len(samples)
+        wait(lambda: len(samples) >= judged + 10, 30, "10 samples after those verdicts")
     finally:
         stop.set()
         t.join()
-    assert len(samples) > 20
     for snap in samples:
         for vip in ("10.0.1.1:80", "10.0.1.2:80"):
-            for real, w in snap.get(vip, {}).items():
+            assert set(snap.get(vip, {})) == {"10.0.0.2:80", "10.0.0.3:80"}, f"{vip} lost a real: {snap}"
+            for real, w in snap[vip].items():
                 assert w > 0, f"{vip} {real} dropped to 0 after the restart: {snap}"
 
 

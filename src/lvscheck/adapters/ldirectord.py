@@ -14,7 +14,8 @@
 
 Deadline: ldirectord kills the command at ``checktimeout``; the check gets
 ``checktimeout`` minus a margin (10 %, at least 0.2 s), minus the time already
-spent since the client started, so the answer always comes first.
+spent since ldirectord forked the client (its interpreter's start-up included), so
+the answer always comes first.
 """
 
 from __future__ import annotations
