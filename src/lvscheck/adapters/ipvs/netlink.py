@@ -2,7 +2,7 @@
 
 Messages are encoded and decoded with pyroute2's IPVS message classes
 (``pyroute2.netlink.generic.ipvs.ipvsmsg``); the socket is our own raw
-``AF_NETLINK`` socket so that a batch of N writes is *one* ``send`` of N
+``AF_NETLINK`` socket (:mod:`~lvscheck.adapters.ipvs.genl`) so that a batch of N writes is *one* ``send`` of N
 requests (the kernel processes every message of a datagram in turn) followed
 by reading N acknowledgements, instead of N round trips.  pyroute2 is imported
 when the adapter is opened, never at module import.
@@ -14,16 +14,14 @@ forwarding method; neither is used here.
 
 from __future__ import annotations
 
-import contextlib
-import errno as _errno
 import logging
-import os
 import socket
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from lvscheck.adapters.ipvs import genl
 from lvscheck.adapters.ipvs.table import (
     Dest,
     Op,
@@ -38,17 +36,6 @@ from lvscheck.errors import AdapterError
 __all__ = ["Encoder", "NetlinkIPVS"]
 
 log = logging.getLogger("lvscheck.ipvs")
-
-NETLINK_GENERIC = 16
-NLM_F_REQUEST = 0x1
-NLM_F_ACK = 0x4
-NLM_F_DUMP = 0x300
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-GENL_ID_CTRL = 0x10
-CTRL_CMD_GETFAMILY = 3
-SOL_NETLINK = 270
-NETLINK_CAP_ACK = 10
 
 IPVS_CMD_NEW_SERVICE = 1
 IPVS_CMD_SET_SERVICE = 2
@@ -67,7 +54,6 @@ _CMDS = {
     OpKind.SET_DEST: IPVS_CMD_SET_DEST,
     OpKind.DEL_DEST: IPVS_CMD_DEL_DEST,
 }
-_HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
 _SENTINEL = 0x5A17E3C1  # a weight no one writes (IPVS weights are 0..65535)
 _SENTINEL_BYTES = struct.pack("=I", _SENTINEL)
 _SEQ = struct.Struct("=I")
@@ -89,19 +75,14 @@ class NetlinkIPVS:
                 "the IPVS adapter needs pyroute2 >= 0.8: pip install 'lvscheck[ipvs]'"
             ) from exc
         self._msgcls: Any = genl_ipvs.ipvsmsg
-        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+        self._genl = genl.GenlSocket(
+            timeout, rcvbuf=4 * 1024 * 1024, sndbuf=1024 * 1024, recv_size=1024 * 1024
+        )
         try:
-            self._sock.bind((0, 0))
-            self._sock.settimeout(timeout)
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1024 * 1024)
-            with contextlib.suppress(OSError):  # acks without a copy of the request
-                self._sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
-            self._seq = 0
-            self.family = self._resolve_family()
+            self.family = self._genl.family("IPVS")
             self.encoder = Encoder(self._msgcls, self.family)
         except BaseException:
-            self._sock.close()
+            self._genl.close()
             raise
         self.writes = 0
         self.batches = 0
@@ -112,12 +93,12 @@ class NetlinkIPVS:
         """Every service and destination in the kernel table."""
         table = Table()
         for payload in self._dump(IPVS_CMD_GET_SERVICE, None):
-            nested = _attrs(payload, 4).get(1)  # IPVS_CMD_ATTR_SERVICE
+            nested = genl.attrs(payload, genl.GENLHDR.size).get(1)  # IPVS_CMD_ATTR_SERVICE
             if nested is not None:
                 table.add(_decode_service(nested))
         for key, service in list(table.services.items()):
             for payload in self._dump(IPVS_CMD_GET_DEST, service):
-                nested = _attrs(payload, 4).get(2)  # IPVS_CMD_ATTR_DEST
+                nested = genl.attrs(payload, genl.GENLHDR.size).get(2)  # IPVS_CMD_ATTR_DEST
                 if nested is not None:
                     dest = _decode_dest(nested, key)
                     table.dests[key][dest.key] = dest
@@ -147,13 +128,12 @@ class NetlinkIPVS:
         return errors
 
     def close(self) -> None:
-        self._sock.close()
+        self._genl.close()
 
     # -- encoding -----------------------------------------------------------------------------
 
     def _next_seq(self) -> int:
-        self._seq = (self._seq + 1) & 0x7FFFFFFF or 1
-        return self._seq
+        return self._genl.next_seq()
 
     def _message(self, cmd: int, attrs: list[tuple[str, Any]], flags: int, seq: int) -> bytes:
         return self.encoder.message(cmd, attrs, flags, seq)
@@ -165,53 +145,27 @@ class NetlinkIPVS:
 
     def _send_batch(self, chunk: list[bytes], pending: dict[int, Op]) -> list[OpError]:
         try:
-            self._sock.send(b"".join(chunk))
+            self._genl.sock.send(b"".join(chunk))
         except OSError as exc:
             raise AdapterError(f"IPVS netlink send failed: {exc.strerror or exc}") from exc
         errors: list[OpError] = []
         while pending:
             for mtype, seq, payload in self._recv():
-                if mtype != NLMSG_ERROR or seq not in pending:
+                if mtype != genl.NLMSG_ERROR or seq not in pending:
                     continue
                 op = pending.pop(seq)
-                (code,) = struct.unpack_from("=i", payload)
+                code = genl.error_code(payload)
                 if code:
-                    errors.append(OpError(op, -code))
+                    errors.append(OpError(op, code))
         return errors
 
     def _recv(self) -> list[tuple[int, int, bytes]]:
         try:
-            data = self._sock.recv(1024 * 1024)
+            return self._genl.receive()
         except TimeoutError as exc:
             raise AdapterError("IPVS netlink: no answer from the kernel") from exc
         except OSError as exc:
             raise AdapterError(f"IPVS netlink receive failed: {exc.strerror or exc}") from exc
-        out: list[tuple[int, int, bytes]] = []
-        offset = 0
-        while offset + _HDR.size <= len(data):
-            length, mtype, _flags, seq, _pid = _HDR.unpack_from(data, offset)
-            if length < _HDR.size:
-                break
-            out.append((mtype, seq, data[offset + _HDR.size : offset + length]))
-            offset += (length + 3) & ~3
-        return out
-
-    def _raw_request(self, data: bytes, seq: int) -> list[bytes]:
-        """Send one request; return the whole messages answering it (until DONE or the ack)."""
-        self._sock.send(data)
-        msgs: list[bytes] = []
-        while True:
-            for mtype, rseq, payload in self._recv():
-                if rseq != seq:
-                    continue
-                if mtype == NLMSG_DONE:
-                    return msgs
-                if mtype == NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", payload)
-                    if code:
-                        raise OSError(-code, os.strerror(-code))
-                    return msgs
-                msgs.append(_HDR.pack(len(payload) + _HDR.size, mtype, 0, rseq, 0) + payload)
 
     def _dump(self, cmd: int, service: Service | None) -> list[bytes]:
         """The payloads (generic netlink header + attributes) of a dump's answers."""
@@ -219,39 +173,11 @@ class NetlinkIPVS:
         attrs: list[tuple[str, Any]] = []
         if service is not None:
             attrs.append(("IPVS_CMD_ATTR_SERVICE", _service_attrs(service, False)))
-        data = self._message(cmd, attrs, NLM_F_REQUEST | NLM_F_DUMP, seq)
+        data = self._message(cmd, attrs, genl.NLM_F_REQUEST | genl.NLM_F_DUMP, seq)
         try:
-            return [blob[_HDR.size :] for blob in self._raw_request(data, seq)]
+            return self._genl.request(data, seq)
         except OSError as exc:
             raise AdapterError(f"IPVS netlink dump failed: {exc.strerror or exc}") from exc
-
-    def _resolve_family(self) -> int:
-        from pyroute2.netlink import ctrlmsg
-
-        seq = self._next_seq()
-        msg = ctrlmsg()
-        msg["cmd"] = CTRL_CMD_GETFAMILY
-        msg["version"] = 1
-        msg["attrs"] = [("CTRL_ATTR_FAMILY_NAME", "IPVS")]
-        msg["header"]["type"] = GENL_ID_CTRL
-        msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK
-        msg["header"]["sequence_number"] = seq
-        msg.encode()
-        try:
-            answers = self._raw_request(bytes(msg.data), seq)
-        except OSError as exc:
-            if exc.errno == _errno.ENOENT:
-                raise AdapterError(
-                    "this kernel has no IPVS (generic netlink family 'IPVS' not found: modprobe ip_vs)"
-                ) from exc
-            raise AdapterError(f"IPVS netlink: {exc.strerror or exc}") from exc
-        for blob in answers:
-            reply = ctrlmsg(blob)
-            reply.decode()
-            family = reply.get_attr("CTRL_ATTR_FAMILY_ID")
-            if family:
-                return int(family)
-        raise AdapterError("IPVS netlink: the kernel did not say which family id IPVS has")
 
 
 class Encoder:
@@ -302,7 +228,7 @@ class Encoder:
         attrs: list[tuple[str, Any]] = [("IPVS_CMD_ATTR_SERVICE", _service_attrs(op.service, full))]
         if op.dest is not None:
             attrs.append(("IPVS_CMD_ATTR_DEST", _dest_attrs(op.dest, op.kind is not OpKind.DEL_DEST)))
-        return self.message(_CMDS[op.kind], attrs, NLM_F_REQUEST | NLM_F_ACK, seq)
+        return self.message(_CMDS[op.kind], attrs, genl.NLM_F_REQUEST | genl.NLM_F_ACK, seq)
 
 
 def _v6_netmask(prefix: int) -> str:
@@ -354,23 +280,9 @@ def _dest_attrs(dest: Dest, full: bool) -> dict[str, Any]:
 
 # Dumps are decoded with struct, not pyroute2: a reconcile of 10,000 reals must not stall the
 # check loop (pyroute2's generic decoder costs ~50-100 us per message, this ~5 us).
-_NLA = struct.Struct("=HH")
 _U16 = struct.Struct("=H")
 _U32 = struct.Struct("=I")
 _BE16 = struct.Struct("!H")
-
-
-def _attrs(buf: bytes, offset: int = 0) -> dict[int, bytes]:
-    """Netlink attributes of ``buf`` from ``offset``: {type: payload} (nested flag masked)."""
-    out: dict[int, bytes] = {}
-    end = len(buf)
-    while offset + 4 <= end:
-        length, kind = _NLA.unpack_from(buf, offset)
-        if length < 4:
-            break
-        out[kind & 0x3FFF] = buf[offset + 4 : offset + length]
-        offset += (length + 3) & ~3
-    return out
 
 
 def _u32(a: dict[int, bytes], kind: int) -> int:
@@ -387,7 +299,7 @@ def _addr(raw: bytes | None, af: int) -> str:
 
 
 def _decode_service(nested: bytes) -> Service:
-    a = _attrs(nested)
+    a = genl.attrs(nested)
     af = _U16.unpack_from(a[1])[0] if 1 in a else socket.AF_INET
     fwmark = _u32(a, 5)
     if fwmark:
@@ -412,7 +324,7 @@ def _decode_service(nested: bytes) -> Service:
 
 
 def _decode_dest(nested: bytes, key: ServiceKey) -> Dest:
-    a = _attrs(nested)
+    a = genl.attrs(nested)
     af = _U16.unpack_from(a[11])[0] if 11 in a else key.af
     return Dest(
         addr=_addr(a.get(1), af),

@@ -8,34 +8,31 @@ namespace; both may run at once.
 
 Requests (generic netlink family ``IPVS``): ``IPVS_CMD_NEW_DAEMON`` starts,
 ``IPVS_CMD_DEL_DAEMON`` stops, ``IPVS_CMD_GET_DAEMON`` (a dump) lists.  The
-messages are a few fixed-size attributes, encoded here with :mod:`struct`:
-no pyroute2, so ``lvscheck sync-daemon`` starts as fast as Python does (it runs
-on a cluster's failover path, from the OCF agent).
+messages are a few fixed-size attributes, encoded here with :mod:`struct`
+(the framing is :mod:`~lvscheck.adapters.ipvs.genl`): no pyroute2, so
+``lvscheck sync-daemon`` starts as fast as Python does (it runs on a cluster's
+failover path, from the OCF agent).
 """
 
 from __future__ import annotations
 
 import errno
-import os
-import socket
 import struct
 from dataclasses import dataclass
 
+from lvscheck.adapters.ipvs.genl import (
+    GENLHDR,
+    NLA_F_NESTED,
+    NLM_F_ACK,
+    NLM_F_DUMP,
+    GenlSocket,
+    KernelRefused,
+    attrs,
+    nla,
+)
 from lvscheck.errors import AdapterError
 
 __all__ = ["STATES", "SyncDaemon", "SyncDaemons"]
-
-NETLINK_GENERIC = 16
-NLM_F_REQUEST = 0x1
-NLM_F_ACK = 0x4
-NLM_F_DUMP = 0x300
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-GENL_ID_CTRL = 0x10
-CTRL_CMD_GETFAMILY = 3
-CTRL_ATTR_FAMILY_ID = 1
-CTRL_ATTR_FAMILY_NAME = 2
-NLA_F_NESTED = 0x8000
 
 IPVS_GENL_VERSION = 1
 IPVS_CMD_NEW_DAEMON = 9
@@ -50,10 +47,6 @@ IPVS_DAEMON_ATTR_SYNC_ID = 3
 STATES = {"master": 1, "backup": 2}
 _IFNAMSIZ = 16
 
-_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
-_GENLHDR = struct.Struct("=BBH")  # cmd, version, reserved
-_NLA = struct.Struct("=HH")  # len, type
-
 
 @dataclass(frozen=True, slots=True)
 class SyncDaemon:
@@ -67,39 +60,22 @@ class SyncDaemon:
         return f"{self.state} on {self.interface} syncid {self.syncid}"
 
 
-def _nla(kind: int, payload: bytes) -> bytes:
-    head = _NLA.pack(_NLA.size + len(payload), kind)
-    pad = b"\0" * (-(len(head) + len(payload)) % 4)
-    return head + payload + pad
-
-
-def _attrs(buf: bytes, offset: int = 0) -> dict[int, bytes]:
-    out: dict[int, bytes] = {}
-    while offset + _NLA.size <= len(buf):
-        length, kind = _NLA.unpack_from(buf, offset)
-        if length < _NLA.size:
-            break
-        out[kind & 0x3FFF] = buf[offset + _NLA.size : offset + length]
-        offset += (length + 3) & ~3
-    return out
-
-
 def daemon_attrs(state: str, interface: str | None = None, syncid: int | None = None) -> bytes:
     """The nested ``IPVS_CMD_ATTR_DAEMON`` of a request (what ``ipvsadm --start-daemon`` sends)."""
-    inner = _nla(IPVS_DAEMON_ATTR_STATE, struct.pack("=I", STATES[state]))
+    inner = nla(IPVS_DAEMON_ATTR_STATE, struct.pack("=I", STATES[state]))
     if interface is not None:
-        inner += _nla(IPVS_DAEMON_ATTR_MCAST_IFN, interface.encode() + b"\0")
+        inner += nla(IPVS_DAEMON_ATTR_MCAST_IFN, interface.encode() + b"\0")
     if syncid is not None:
-        inner += _nla(IPVS_DAEMON_ATTR_SYNC_ID, struct.pack("=I", syncid))
-    return _nla(IPVS_CMD_ATTR_DAEMON | NLA_F_NESTED, inner)
+        inner += nla(IPVS_DAEMON_ATTR_SYNC_ID, struct.pack("=I", syncid))
+    return nla(IPVS_CMD_ATTR_DAEMON | NLA_F_NESTED, inner)
 
 
 def decode_daemon(payload: bytes) -> SyncDaemon | None:
     """A :class:`SyncDaemon` from one answer of the dump (generic header + attributes)."""
-    nested = _attrs(payload, _GENLHDR.size).get(IPVS_CMD_ATTR_DAEMON)
+    nested = attrs(payload, GENLHDR.size).get(IPVS_CMD_ATTR_DAEMON)
     if nested is None:
         return None
-    a = _attrs(nested)
+    a = attrs(nested)
     raw_state = a.get(IPVS_DAEMON_ATTR_STATE, b"")
     state_id = struct.unpack_from("=I", raw_state)[0] if len(raw_state) >= 4 else 0
     names = {v: k for k, v in STATES.items()}
@@ -125,14 +101,11 @@ class SyncDaemons:
     """Start, stop and list the sync daemons of this network namespace's IPVS."""
 
     def __init__(self, timeout: float = 15.0) -> None:
-        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_GENERIC)
-        self._seq = 0
+        self._genl = GenlSocket(timeout)
         try:
-            self._sock.bind((0, 0))
-            self._sock.settimeout(timeout)
-            self.family = self._resolve_family()
+            self.family = self._genl.family("IPVS")
         except BaseException:
-            self._sock.close()
+            self._genl.close()
             raise
 
     def __enter__(self) -> SyncDaemons:
@@ -142,7 +115,7 @@ class SyncDaemons:
         self.close()
 
     def close(self) -> None:
-        self._sock.close()
+        self._genl.close()
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -161,7 +134,7 @@ class SyncDaemons:
         what = f"starting the {state} sync daemon on {interface} (syncid {syncid})"
         try:
             self._request(IPVS_CMD_NEW_DAEMON, daemon_attrs(state, interface, syncid), NLM_F_ACK, what)
-        except _KernelRefused as exc:
+        except KernelRefused as exc:
             if exc.errno == errno.EEXIST:
                 running = self.get(state)
                 if running is not None and (running.interface, running.syncid) == (interface, syncid):
@@ -180,7 +153,7 @@ class SyncDaemons:
         what = f"stopping the {state} sync daemon"
         try:
             self._request(IPVS_CMD_DEL_DAEMON, daemon_attrs(state), NLM_F_ACK, what)
-        except _KernelRefused as exc:
+        except KernelRefused as exc:
             if exc.errno == errno.ESRCH:
                 return False
             raise AdapterError(f"{what}: {exc.strerror}") from exc
@@ -191,60 +164,10 @@ class SyncDaemons:
 
     # -- netlink ------------------------------------------------------------------------------
 
-    def _request(self, cmd: int, attrs: bytes, flags: int, what: str) -> list[bytes]:
+    def _request(self, cmd: int, attributes: bytes, flags: int, what: str) -> list[bytes]:
         try:
-            return self._call(self.family, cmd, IPVS_GENL_VERSION, attrs, flags)
-        except _KernelRefused:
+            return self._genl.call(self.family, cmd, IPVS_GENL_VERSION, attributes, flags)
+        except KernelRefused:
             raise
         except OSError as exc:
             raise AdapterError(f"{what}: IPVS netlink: {exc.strerror or exc}") from exc
-
-    def _call(self, family: int, cmd: int, version: int, attrs: bytes, flags: int) -> list[bytes]:
-        """Send one request; the payloads of its answers (until DONE or the acknowledgement)."""
-        self._seq += 1
-        seq = self._seq
-        body = _GENLHDR.pack(cmd, version, 0) + attrs
-        head = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), family, NLM_F_REQUEST | flags, seq, 0)
-        self._sock.send(head + body)
-        answers: list[bytes] = []
-        while True:
-            data = self._sock.recv(65536)
-            offset = 0
-            while offset + _NLMSGHDR.size <= len(data):
-                length, mtype, _flags, rseq, _pid = _NLMSGHDR.unpack_from(data, offset)
-                if length < _NLMSGHDR.size:
-                    break
-                payload = data[offset + _NLMSGHDR.size : offset + length]
-                offset += (length + 3) & ~3
-                if rseq != seq:
-                    continue
-                if mtype == NLMSG_DONE:
-                    return answers
-                if mtype == NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", payload)
-                    if code:
-                        raise _KernelRefused(-code, os.strerror(-code))
-                    return answers
-                answers.append(payload)
-
-    def _resolve_family(self) -> int:
-        name = _nla(CTRL_ATTR_FAMILY_NAME, b"IPVS\0")
-        try:
-            answers = self._call(GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1, name, NLM_F_ACK)
-        except _KernelRefused as exc:
-            if exc.errno == errno.ENOENT:
-                raise AdapterError(
-                    "this kernel has no IPVS (generic netlink family 'IPVS' not found: modprobe ip_vs)"
-                ) from exc
-            raise AdapterError(f"IPVS netlink: {exc.strerror}") from exc
-        except OSError as exc:
-            raise AdapterError(f"IPVS netlink: {exc.strerror or exc}") from exc
-        for payload in answers:
-            raw = _attrs(payload, _GENLHDR.size).get(CTRL_ATTR_FAMILY_ID)
-            if raw is not None and len(raw) >= 2:
-                return int(struct.unpack_from("=H", raw)[0])
-        raise AdapterError("IPVS netlink: the kernel did not say which family id IPVS has")
-
-
-class _KernelRefused(OSError):
-    """The kernel answered a request with an error code (errno)."""
