@@ -40,6 +40,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
+from tests import netns
 from tests.peers.nginx import RealNginx
 
 __all__ = ["VIP", "WANT", "Lab"]
@@ -225,7 +226,7 @@ class Lab:
         subprocess.run(["crm_verify", "--xml-file", str(cib)], check=True)
 
     def network(self) -> None:
-        sh("ip link add br0 type bridge && ip link set br0 up")
+        netns.bridge("br0")
         self._plug("client", "c0", "10.0.0.99")
         for name, (addr, _weight) in REALS.items():
             self._plug(name, f"h{name}", addr)
@@ -245,12 +246,7 @@ class Lab:
             self._plug(node, f"n{node[-1]}", addr)
 
     def _plug(self, ns: str, host_side: str, addr: str) -> None:
-        sh(
-            f"ip netns add {ns} && ip link add {host_side} type veth peer name eth0 netns {ns}"
-            f" && ip link set {host_side} master br0 && ip link set {host_side} up"
-            f" && ip -n {ns} addr add {addr}/24 dev eth0 && ip -n {ns} link set eth0 up"
-            f" && ip -n {ns} link set lo up"
-        )
+        netns.plug(ns, "br0", host_side, f"{addr}/24")
 
     def start_node(self, node: str) -> None:
         state = self.state / node

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests import netns
+from tests.netns import sh
 from tests.peers.nginx import RealNginx
 
 pytestmark = [
@@ -63,40 +65,20 @@ virtual=10.0.1.2:80
 """
 
 
-def sh(cmd: str) -> str:
-    return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True).stdout
-
-
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RealNginx]]:
     if os.geteuid() != 0:
         pytest.skip("needs root (the ipvs guest)")
     d = tmp_path_factory.mktemp("ipvsnet")
-    _remove_net()  # what an earlier run in this guest left
-    for i in (2, 3):
-        sh(
-            f"ip netns add rs{i} && ip link add h{i} type veth peer name g{i} && ip link set g{i} netns rs{i}"
-            f" && ip -n rs{i} addr add 10.0.0.{i}/24 dev g{i} && ip -n rs{i} link set g{i} up"
-            f" && ip -n rs{i} link set lo up && ip -n rs{i} route add default via 10.0.0.1"
-        )
-    sh("ip link add br0 type bridge && ip link set br0 up && ip addr add 10.0.0.1/24 dev br0")
-    for i in (2, 3):
-        sh(f"ip link set h{i} master br0 && ip link set h{i} up")
-    sh("ip link add d0 type dummy && ip link set d0 up && ip addr add 10.0.1.1/32 dev d0")
-    sh("ip addr add 10.0.1.2/32 dev d0 && sysctl -qw net.ipv4.ip_forward=1 net.ipv4.vs.conntrack=1")
-    reals = {f"rs{i}": RealNginx(f"rs{i}", f"10.0.0.{i}", 80, d, netns=f"rs{i}") for i in (2, 3)}
-    for r in reals.values():
-        r.start()
-    yield reals
-    for r in reals.values():
-        r.stop()
-    _remove_net()
-
-
-def _remove_net() -> None:
-    """Delete the namespaces, links and VIPs of :func:`net`, whichever exist."""
-    for cmd in ("ip netns del rs2", "ip netns del rs3", "ip link del br0", "ip link del d0"):
-        subprocess.run(cmd.split(), capture_output=True)
+    with netns.nat_lan("br0", "10.0.0", {"rs2": 2, "rs3": 3}, "d0", ("10.0.1.1", "10.0.1.2")) as lan:
+        reals = {ns: RealNginx(ns, addr, 80, d, netns=ns) for ns, addr in lan.items()}
+        try:
+            for r in reals.values():
+                r.start()
+            yield reals
+        finally:
+            for r in reals.values():
+                r.stop()
 
 
 def table() -> dict[str, dict[str, int]]:

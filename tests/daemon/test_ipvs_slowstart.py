@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.daemon.test_ipvs_daemon import Daemon, sh, table, wait
+from tests import netns
+from tests.daemon.test_ipvs_daemon import Daemon, table, wait
+from tests.netns import sh
 from tests.peers.nginx import RealNginx
 
 from lvscheck.cli import main as cli_main
@@ -55,26 +57,15 @@ def reals(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RealNg
     if os.geteuid() != 0:
         pytest.skip("needs root (the ipvs guest)")
     d = tmp_path_factory.mktemp("slowstartnet")
-    for i in (2, 3):  # leftovers of an earlier run go first
-        sh(f"ip netns del ss{i} 2>/dev/null || true; ip link del s{i} 2>/dev/null || true")
-    sh("ip link del br3 2>/dev/null || true; ip link del d3 2>/dev/null || true")
-    for i in (2, 3):
-        sh(
-            f"ip netns add ss{i} && ip link add s{i} type veth peer name t{i} && ip link set t{i} netns ss{i}"
-            f" && ip -n ss{i} addr add 10.0.3.{i}/24 dev t{i} && ip -n ss{i} link set t{i} up"
-            f" && ip -n ss{i} link set lo up && ip -n ss{i} route add default via 10.0.3.1"
-        )
-    sh("ip link add br3 type bridge && ip link set br3 up && ip addr add 10.0.3.1/24 dev br3")
-    for i in (2, 3):
-        sh(f"ip link set s{i} master br3 && ip link set s{i} up")
-    sh("ip link add d3 type dummy && ip link set d3 up && ip addr add 10.0.4.1/32 dev d3")
-    sh("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.vs.conntrack=1")
-    out = {f"ss{i}": RealNginx(f"ss{i}", f"10.0.3.{i}", 80, d, netns=f"ss{i}") for i in (2, 3)}
-    for r in out.values():
-        r.start()
-    yield out
-    for r in out.values():
-        r.stop()
+    with netns.nat_lan("br3", "10.0.3", {"ss2": 2, "ss3": 3}, "d3", ("10.0.4.1",)) as lan:
+        out = {ns: RealNginx(ns, addr, 80, d, netns=ns) for ns, addr in lan.items()}
+        try:
+            for r in out.values():
+                r.start()
+            yield out
+        finally:
+            for r in out.values():
+                r.stop()
 
 
 def weights(real: str, until: int, timeout: float) -> list[int | None]:

@@ -26,7 +26,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests import netns
 from tests.daemon.apache import APACHE, RealApache
+from tests.netns import quiet, sh
 
 pytestmark = [
     pytest.mark.ipvs,
@@ -99,22 +101,9 @@ def config(via: str = "vip") -> str:
     )
 
 
-def sh(cmd: str) -> str:
-    return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True).stdout
-
-
-def quiet(cmd: str) -> None:
-    subprocess.run(cmd, shell=True, capture_output=True, check=False)
-
-
 def clear_leftovers() -> None:
     """Namespaces, links and addresses an earlier (killed) run may have left."""
-    for ns in NETNS:
-        quiet(f"ip netns pids {ns} | xargs -r kill -9")
-        quiet(f"ip netns del {ns}")
-    quiet(f"ip link del {BRIDGE}")
-    for ns in NETNS:
-        quiet(f"ip link del h-{ns}")
+    netns.remove(NETNS, [BRIDGE, *(f"h-{ns}" for ns in NETNS)])
 
 
 @pytest.fixture(scope="module")
@@ -124,14 +113,9 @@ def reals() -> Iterator[dict[str, RealApache]]:
     if subprocess.run(["modprobe", "ipip"], capture_output=True, check=False).returncode != 0:
         pytest.skip("no ipip module (LVS-TUN)")
     clear_leftovers()
-    sh(f"ip link add {BRIDGE} type bridge && ip link set {BRIDGE} up && ip addr add {DIP}/24 dev {BRIDGE}")
+    netns.bridge(BRIDGE, f"{DIP}/24")
     for ns, addr in NETNS.items():
-        sh(
-            f"ip netns add {ns} && ip link add h-{ns} type veth peer name eth0 netns {ns}"
-            f" && ip link set h-{ns} master {BRIDGE} && ip link set h-{ns} up"
-            f" && ip -n {ns} addr add {addr}/24 dev eth0 && ip -n {ns} link set eth0 up"
-            f" && ip -n {ns} link set lo up"
-        )
+        netns.plug(ns, BRIDGE, f"h-{ns}", f"{addr}/24")
     # the director: the VIPs on its interface; replies through the VIP come back from a real
     # holding the VIP, so the director must accept packets with one of its own addresses as source
     for vip in (VIP_DR, VIP_DR_RIP, VIP_TUN, VIP_TUN_RIP):
