@@ -1,5 +1,6 @@
 """The plugin-author layer sits below the engine: no module of lvscheck.plugin imports the engine,
-the plugin manager, the daemon, the config, the adapters or the CLI (not even inside a function)."""
+the plugin manager, the daemon, the config, the adapters, the CLI or the built-in check types (not
+even inside a function)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ FORBIDDEN = (
     "lvscheck.config",
     "lvscheck.adapters",
     "lvscheck.cli",
+    # the built-in check types are plugins written on this layer, not part of it: wrappers that
+    # work on any check type (agent=) are applied on the prepare road (PluginHost.prepare)
+    "lvscheck.checks",
 )
-# lvscheck.checks (the built-in check types) is the plugin layer's sibling: Check.prepare
-# builds the agent= composite from lvscheck.checks.agent, lazily, inside the call.
 
 
 def _imports(path: Path) -> set[str]:

@@ -27,7 +27,7 @@ from lvscheck.plugin.registry import CheckRegistry
 if TYPE_CHECKING:
     import pluggy
 
-    from lvscheck.model import Result
+    from lvscheck.model import CheckSpec, Result
     from lvscheck.plugin.check import Check
 
 __all__ = [
@@ -229,6 +229,20 @@ class PluginHost:
                 f"unknown check type {name!r}; installed check types: {', '.join(self.registry)}"
             )
         return found
+
+    def prepare(self, spec: CheckSpec) -> Check:
+        """``spec`` prepared by its check type: the one road from a spec to a :class:`Check`.
+
+        Options that work on any check type are applied here, around the check type's own
+        :meth:`Check.prepare`: ``agent=PORT`` gives the check with an HAProxy agent beside
+        it, which scales its weight (:mod:`lvscheck.checks.agent`).
+        """
+        cls = self.check_type(spec.check)
+        if "agent" in spec.options:
+            from lvscheck.checks.agent import prepare_with_agent
+
+            return prepare_with_agent(cls, spec)
+        return cls.prepare(spec)
 
     def load_all(self) -> None:
         self.load_builtins()

@@ -169,6 +169,17 @@ def test_prepared_as_one_check_named_like_the_main_one(nginx: Nginx, agent: tupl
     assert str(check) == f"http GET / 127.0.0.1:{nginx.http_port} + agent port {agent[1]}"
 
 
+def test_the_composite_is_made_on_the_prepare_road_not_by_the_check_type() -> None:
+    """agent= is a wrapper the plugin host applies: a check type alone knows no such option."""
+    from lvscheck.plugins import default_host
+
+    spec = CheckSpec("connect", Target("127.0.0.1", 80), {"agent": "9777"})
+    host = default_host()
+    assert isinstance(host.prepare(spec), AgentAssisted)
+    with pytest.raises(OptionError, match="has no option 'agent'"):
+        host.check_type("connect").prepare(spec)
+
+
 def test_agent_scales_the_main_weight(nginx: Nginx, agent: tuple[LineAgent, int]) -> None:
     agent[0].reply = b"50%\n"
     r = http_with_agent(nginx, agent[1])

@@ -173,7 +173,7 @@ def prepare_spec(
     # names every bad option of a virtual (bounded: one more try per option).
     for _ in range(len(options) + 1):
         try:
-            return cls.prepare(CheckSpec(spec.check, spec.target, MappingProxyType(options)))
+            return plugins.prepare(CheckSpec(spec.check, spec.target, MappingProxyType(options)))
         except UsageError as exc:
             line, directive = _line_of(virtual, str(exc))
             problems.append(Problem(file, line, directive, f"{virtual.name}: {exc}"))

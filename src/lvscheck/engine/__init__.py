@@ -41,7 +41,7 @@ class Engine:
 
     def prepare(self, spec: CheckSpec) -> Check:
         """Validate ``spec`` into a reusable check; raises :class:`~lvscheck.errors.UsageError`."""
-        return self.plugins.check_type(spec.check).prepare(spec)
+        return self.plugins.prepare(spec)
 
     async def run(self, check: Check | CheckSpec) -> Result:
         """Run one check (a spec is prepared first) within the concurrency caps."""

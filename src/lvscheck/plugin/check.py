@@ -178,13 +178,10 @@ class Check:
     def prepare(cls, spec: CheckSpec) -> Check:
         """Parse and validate ``spec.options``; raise :class:`OptionError` naming the bad one.
 
-        ``agent=PORT`` on any check type gives that check with an HAProxy agent beside
-        it, which scales its weight (:mod:`lvscheck.checks.agent`).
+        This is the check type alone.  The road every spec takes (``PluginHost.prepare``,
+        used by the engine, the config and the daemon's workers) also applies the wrappers
+        that work on any check type, such as ``agent=PORT``.
         """
-        if "agent" in spec.options:
-            from lvscheck.checks.agent import prepare_with_agent
-
-            return prepare_with_agent(cls, spec)
         known = {o.name: o for o in cls.all_options()}
         unknown = [k for k in spec.options if k not in known]
         if unknown:

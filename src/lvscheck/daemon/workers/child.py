@@ -75,7 +75,7 @@ class Worker:
 
     def prepare(self, spec: CheckSpec) -> Check:
         """The check ``spec`` names, prepared by its check type (the options were checked already)."""
-        return self.plugins.check_type(spec.check).prepare(spec)
+        return self.plugins.prepare(spec)
 
     def _on_result(self, job: Job, result: Result, lag: float) -> None:
         wj = self.jobs.get(int(job.id))
