@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,21 @@ def test_a_check_through_the_vip_never_shares_a_probe_with_the_rip_check_of_the_
     assert "tcp:192.168.0.210:80 192.168.0.110:80" not in grouped
     # reals checked on their RIP both ways (masq, mysql) still share one probe
     assert {"tcp:192.168.0.200:80 192.168.0.130:80", "tcp:192.168.0.210:80 192.168.0.130:80"} <= grouped
+
+
+def test_without_a_daemon_to_own_the_private_services_no_target_is_marked(tmp_path: Path) -> None:
+    """``lvscheck run --config`` reads with ``via_marks=False``: every real on its own address,
+    no private service in the layout; the daemon's reading of the same file marks them."""
+    from lvscheck.config.prepare import read
+
+    cf = tmp_path / "via.cf"
+    cf.write_text(HOWTO.format(top="", via="vip"))
+    daemon = read(str(cf), syntax_only=True)
+    one_shot = read(str(cf), syntax_only=True, via_marks=False)
+    assert any(p.plan.spec is not None and p.plan.spec.target.mark for p in daemon.plans)
+    assert daemon.layout.private
+    for p in one_shot.plans:
+        assert p.plan.spec is not None
+        assert (p.plan.spec.target.via, p.plan.spec.target.mark) == (None, 0)
+    assert not one_shot.layout.private
+    assert [str(w) for w in one_shot.warnings] == [str(w) for w in daemon.warnings]

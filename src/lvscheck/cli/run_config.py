@@ -78,7 +78,9 @@ def command_run_config(args: argparse.Namespace) -> int:
     from lvscheck.config.prepare import read
 
     try:
-        prepared = read(args.config)  # the one road: refused here iff check-config and the daemon refuse it
+        # the one road: refused here iff check-config and the daemon refuse it; no daemon keeps
+        # via=vip's private services for a one-shot round, so such reals are checked on their RIP
+        prepared = read(args.config, via_marks=False)
     except ConfigError as exc:
         for warning in exc.warnings:
             print(f"lvscheck: [warn] {warning}", file=sys.stderr)
@@ -100,7 +102,7 @@ def command_run_config(args: argparse.Namespace) -> int:
 
     held = _maintenance(prepared, list_maintenancedir(prepared.config.settings.maintenancedir))
     managed = {id(slot.plan): sid for sid, slot in prepared.layout.slots.items()}
-    to_run = [_on_rip(p.check) for p in prepared.plans if p.check is not None and _runs(p, managed, held)]
+    to_run = [p.check for p in prepared.plans if p.check is not None and _runs(p, managed, held)]
     progress = _Progress(len(to_run))
 
     async def round_() -> list[Any]:
@@ -128,15 +130,6 @@ def _maintenance(prepared: Any, names: set[str]) -> dict[str, str]:
     from lvscheck.daemon.actions import maintenance_matches
 
     return maintenance_matches({sid: slot.dest for sid, slot in prepared.layout.slots.items()}, names)
-
-
-def _on_rip(check: Any) -> Any:
-    """A via=vip check, checked on the real's own address: without the daemon's private
-    firewall-mark services, a marked probe to the VIP could reach any real (docs/via-vip.md)."""
-    target = check.spec.target
-    if not target.mark:
-        return check
-    return type(check).prepare(check.spec.replace(target=target.replace(via=None, mark=0)))
 
 
 def _runs(p: Any, managed: dict[int, str], held: dict[str, str]) -> bool:

@@ -71,17 +71,21 @@ class Prepared:
         return {sid: by_plan.get(id(slot.plan), (None, None)) for sid, slot in self.layout.slots.items()}
 
 
-def read(path: str, plugins: PluginHost | None = None, *, syntax_only: bool = False) -> Prepared:
+def read(
+    path: str, plugins: PluginHost | None = None, *, syntax_only: bool = False, via_marks: bool = True
+) -> Prepared:
     """Read, validate and lay out the ldirectord.cf at ``path``.
 
     Raises :class:`ConfigError` whose ``problems`` lists every error of the file
     and whose ``warnings`` lists every warning found on the way.  With
     ``syntax_only`` the check types are not loaded (their options are not checked).
+    ``via_marks=False``: no daemon runs beside to keep the private services of
+    ``via=vip``, so its reals are checked on their own address (:func:`~lvscheck.config.translate.plans`).
     """
     from lvscheck.config.load import parse_partial, read_text
 
     config, report = parse_partial(read_text(path), path)
-    return _finish(config, list(report.errors), plugins, syntax_only)
+    return _finish(config, list(report.errors), plugins, syntax_only, via_marks)
 
 
 def prepare(config: Config, plugins: PluginHost | None = None, *, syntax_only: bool = False) -> Prepared:
@@ -89,10 +93,16 @@ def prepare(config: Config, plugins: PluginHost | None = None, *, syntax_only: b
     return _finish(config, [], plugins, syntax_only)
 
 
-def _finish(config: Config, errors: list[Problem], plugins: PluginHost | None, syntax_only: bool) -> Prepared:
+def _finish(
+    config: Config,
+    errors: list[Problem],
+    plugins: PluginHost | None,
+    syntax_only: bool,
+    via_marks: bool = True,
+) -> Prepared:
     warnings = list(config.warnings)
     warnings.extend(differences(config))  # where lvscheck decides otherwise than ldirectord would
-    all_plans = plans(config)
+    all_plans = plans(config, via_marks=via_marks)
     via_errors, via_warnings = via_problems(config, all_plans)
     errors += via_errors
     warnings += via_warnings

@@ -222,13 +222,19 @@ def check_spec(virtual: VirtualService, real: RealServer, *, connect: bool = Fal
     return _Translator(virtual).spec(real, connect=connect)
 
 
-def plans(config: Config) -> list[CheckPlan]:
-    """One :class:`CheckPlan` per (virtual, real), in file order."""
+def plans(config: Config, *, via_marks: bool = True) -> list[CheckPlan]:
+    """One :class:`CheckPlan` per (virtual, real), in file order.
+
+    ``via_marks=False`` when no daemon keeps the private firewall-mark services that a
+    ``via=vip`` check needs (a one-shot ``lvscheck run --config``): without them IPVS would
+    schedule a marked probe to the VIP with the virtual's own service, to any real, so every
+    real is checked on its own address.
+    """
     out: list[CheckPlan] = []
     for virtual in config.virtuals:
         translator = _Translator(virtual)
         out.extend(translator.plan(real) for real in virtual.reals)
-    if any(v.lvscheck.via == "vip" for v in config.virtuals):
+    if via_marks and any(v.lvscheck.via == "vip" for v in config.virtuals):
         out = _through_vip(out, config.lvscheck.viamarks)
     return out
 
