@@ -365,6 +365,17 @@ def test_adapter_answers_before_checktimeout(tmp_path: Path) -> None:
     assert took > budget(checktimeout) - 0.3, took  # it waited for the real, not gave up early
 
 
+def test_adapter_deadline_counts_from_the_fork() -> None:
+    """The budget starts when ldirectord forked the command, not when its Python got to main()."""
+    before = time.time()
+    # asked 0.5 s into the child's life: "now" would be at least 0.5 s late
+    code = "import time, lvscheck_ldirectord as c; t = time.time(); time.sleep(0.5); "
+    code += "print(t, c.process_started())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    in_child, started = map(float, out.stdout.split())
+    assert before - 0.05 <= started < in_child + 0.2, (before, started, in_child)  # /proc: 10 ms ticks
+
+
 def test_adapter_usage() -> None:
     proc = adapter(["127.0.0.1", "80"], dict(os.environ))
     assert proc.returncode == 2
