@@ -19,11 +19,12 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests import netns
+from tests.daemon.ipvstable import table, wait
 from tests.netns import sh
 from tests.peers.nginx import RealNginx
 
@@ -81,33 +82,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RealNgin
                 r.stop()
 
 
-def table() -> dict[str, dict[str, int]]:
-    """``ipvsadm -Ln`` as {"10.0.1.1:80": {"10.0.0.2:80": weight}}."""
-    out: dict[str, dict[str, int]] = {}
-    current = ""
-    for line in sh("ipvsadm -Ln").splitlines():
-        m = re.match(r"^(TCP|UDP)\s+(\S+)", line)
-        if m:
-            current = m.group(2)
-            out[current] = {}
-            continue
-        m = re.match(r"^\s+->\s+(\d+\.\d+\.\d+\.\d+:\d+)\s+\S+\s+(\d+)", line)
-        if m and current:
-            out[current][m.group(1)] = int(m.group(2))
-    return out
-
-
 def weight(vip: str, real: str) -> int | None:
     return table().get(vip, {}).get(real)
-
-
-def wait(cond: Callable[[], bool], timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while not cond():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not within {timeout} s: {what}; table {table()}")
-        time.sleep(0.05)
-    return time.monotonic() - start
 
 
 def hits(n: int, vip: str = "10.0.1.1") -> Counter[str]:

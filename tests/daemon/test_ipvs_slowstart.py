@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 from tests import netns
-from tests.daemon.test_ipvs_daemon import Daemon, table, wait
+from tests.daemon.ipvstable import table, wait
+from tests.daemon.test_ipvs_daemon import Daemon
 from tests.netns import sh
 from tests.peers.nginx import RealNginx
 

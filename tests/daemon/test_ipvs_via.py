@@ -22,12 +22,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests import netns
 from tests.daemon.apache import APACHE, RealApache
+from tests.daemon.ipvstable import table, wait
 from tests.netns import quiet, sh
 
 pytestmark = [
@@ -159,37 +160,12 @@ def del_vips(ns: str) -> None:
         quiet(f"ip -n {ns} addr del {vip}/32 dev lo")
 
 
-def table() -> dict[str, dict[str, int]]:
-    """``ipvsadm -Ln`` as {"192.168.0.200:80": {"192.168.0.110:80": weight}, "FWM 123": {...}}."""
-    out: dict[str, dict[str, int]] = {}
-    current = ""
-    for line in sh("ipvsadm -Ln").splitlines():
-        m = re.match(r"^(TCP|UDP)\s+(\S+)|^FWM\s+(\d+)", line)
-        if m:
-            current = m.group(2) or f"FWM {m.group(3)}"
-            out[current] = {}
-            continue
-        m = re.match(r"^\s+->\s+(\d+\.\d+\.\d+\.\d+:\d+)\s+\S+\s+(\d+)", line)
-        if m and current:
-            out[current][m.group(1)] = int(m.group(2))
-    return out
-
-
 def weight(vip: str, real: str) -> int | None:
     return table().get(f"{vip}:80", {}).get(f"{real}:80")
 
 
 def private() -> dict[str, dict[str, int]]:
     return {k: v for k, v in table().items() if k.startswith("FWM ")}
-
-
-def wait(cond: Callable[[], bool], timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while not cond():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not within {timeout} s: {what}; table {table()}")
-        time.sleep(0.1)
-    return time.monotonic() - start
 
 
 CLIENT_SCRIPT = """
