@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import ssl
 import time
 
@@ -186,7 +187,10 @@ def _explain(exc: BaseException, probe: Probe) -> Outcome | None:
 
         if isinstance(exc, socket.gaierror):
             return Outcome.down(f"cannot resolve {probe.host!r}: {exc.strerror}")
-        text = exc.strerror or str(exc) or type(exc).__name__
+        # the errno's own words: asyncio's connect puts "Connect call failed ('10.0.0.1', 80)"
+        # in strerror, which says neither what failed nor why
+        known = os.strerror(exc.errno) if exc.errno else ""
+        text = known or exc.strerror or str(exc) or type(exc).__name__
         if exc.errno in DIRECTOR_FAULTS:
             return Outcome.down(f"director-side failure: {text}", fault="director")
         return Outcome.down(f"{text[0].lower()}{text[1:]} {where}")
