@@ -130,6 +130,14 @@ virtual=10.0.0.1:80
     )
     _, b = webs
     try:
+        # ldirectord adds each real with its weight and quiesces it at once, before the first check:
+        # a weight seen before the first checkcommand call (which starts the check server) is that
+        # moment, not a verdict
+        for _ in range(int(FIRST_UP / 0.25)):
+            if (rundir / "server.sock").exists():
+                break
+            time.sleep(0.25)
+        assert (rundir / "server.sock").exists(), "the first checkcommand call started no check server"
         _wait_weight("127.0.0.2", 5)
         _wait_weight("127.0.0.3", 8)
         b.stop()
@@ -141,12 +149,16 @@ virtual=10.0.0.1:80
         assert took < DOWN_WITHIN, took
         assert (rundir / "server.sock").exists()  # the calls after the first went to the check server
     except AssertionError as exc:
-        log.flush()
-        # ldirectord's logfile is written line by line (its stdout is buffered into a file)
-        logfile = tmp_path / "ldirectord.log"
-        tail = logfile.read_text(errors="replace")[-3000:] if logfile.exists() else "(none)"
         server = "running" if (rundir / "server.sock").exists() else "not running"
-        raise AssertionError(f"{exc}\ncheck server {server}; ldirectord.log tail:\n{tail}") from None
+        # ldirectord -d logs to its stdout, block-buffered into the file: stop it to read it all
+        subprocess.run([ldirectord, str(cf), "stop"], capture_output=True, timeout=60, check=False, env=env)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            ld.wait(15)
+        log.flush()
+        lines = (tmp_path / "ldirectord.out").read_text(errors="replace").splitlines()
+        said = [ln for ln in lines if not ln.startswith(("DEBUG2: ", "Use of uninitialized"))]
+        tail = "\n".join(said[-60:])
+        raise AssertionError(f"{exc}\ncheck server {server}; ldirectord said:\n{tail}") from None
     finally:
         subprocess.run([ldirectord, str(cf), "stop"], capture_output=True, timeout=60, check=False, env=env)
         try:
