@@ -37,6 +37,7 @@ from tests.config._ldcompare import (
     CHECK_STARTS,
     TIMEOUT,
     Scenario,
+    clear_table,
     compare,
     first_round_done,
     header,
@@ -243,7 +244,9 @@ def test_a_stalled_server_holds_ldirectord_for_ever_where_its_check_has_no_timeo
     cf = tmp_path / f"stalled-{os.getpid()}.cf"
     cf.write_text(text)
     pids = [servers[name].server.pid for name in ("mysql", "pgsql", "dovecot")]
-    with running_ldirectord(cf, tmp_path) as output:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(clear_table)
+        output = cleanup.enter_context(running_ldirectord(cf, tmp_path))
         first_round_done([output], [len(virtuals)], most=200)
         assert set(ipvs_weights().values()) == {5}
         with contextlib.ExitStack() as stopped:
@@ -251,7 +254,7 @@ def test_a_stalled_server_holds_ldirectord_for_ever_where_its_check_has_no_timeo
                 stopped.enter_context(paused(pid))
             rows = lvscheck_verdicts(cf)  # meanwhile ldirectord starts a check of a stalled server
             stuck = output.read_text(errors="replace")
-            time.sleep(2 * (TIMEOUT + 1))  # two of its rounds, were it not stuck
+            time.sleep(TIMEOUT + 3)  # more than a round, were it not stuck
             assert output.read_text(errors="replace") == stuck, "ldirectord went on"
             assert set(ipvs_weights().values()) == {5}, "ldirectord changed a weight while stuck"
             last = [line for line in stuck.splitlines() if CHECK_STARTS in line][-1]
