@@ -44,8 +44,9 @@ BIN = Path(sys.executable).parent
 #: server=...", and so for ping and external; also in "Already checked: real server=",
 #: which the distinct weights keep away).
 CHECK_STARTS = ": real server="
-#: Both checkers' timeouts (checktimeout and negotiatetimeout), in seconds.
-TIMEOUT = 5
+#: Both checkers' timeouts (checktimeout and negotiatetimeout), in seconds: a healthy check must
+#: pass in a busy guest (CI runs two side by side), and every stall costs ldirectord this much.
+TIMEOUT = 8
 
 
 @dataclass(frozen=True)
