@@ -29,7 +29,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -158,9 +159,20 @@ SCENARIOS = (
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     tmp = tmp_path_factory.mktemp
+    # Both servers start at once (they mostly wait on hostfs and child processes).  The
+    # databases stop before the pool's threads end: a server started from a thread gets
+    # the kernel's parent-death signal when that thread ends (tests/peers.spawn).
+    with ThreadPoolExecutor(2) as starting, contextlib.ExitStack() as databases:
+        mysql_started = starting.submit(databases.enter_context, peer_mariadb.single_server())
+        pgsql_started = starting.submit(databases.enter_context, peer_postgres.single_server())
+        mysql, pgsql = mysql_started.result(), pgsql_started.result()
+        yield from _the_others(tmp, mysql, pgsql)
+
+
+def _the_others(
+    tmp: Callable[[str], Path], mysql: peer_mariadb.MariaDB, pgsql: peer_postgres.Postgres
+) -> Iterator[dict[str, object]]:
     with (
-        peer_mariadb.single_server() as mysql,
-        peer_postgres.single_server() as pgsql,
         start_exim(tmp("exim")) as exim,
         start_dovecot(tmp("dovecot")) as dovecot,
         start_inn(tmp("inn")) as inn,
