@@ -177,3 +177,21 @@ def test_check_config_names_every_difference(tmp_path: Path) -> None:
     )
     assert p.returncode == 0
     assert p.stderr.count("differs from ldirectord") == 4
+
+
+def test_check_config_names_ldirectords_ftp_and_imap_port_faults(tmp_path: Path) -> None:
+    """ftp fetches in active mode, imap checks port 143 whatever the port (guest-tested in
+    test_ldirectord_verdicts_more.py / _protocols.py); warned only where they can matter."""
+    cf = tmp_path / "ld.cf"
+    cf.write_text(
+        'virtual=10.0.0.1:21\n\treal=10.0.0.2:21 gate\n\tservice=ftp\n\trequest="status.txt"\n'
+        "virtual=10.0.0.2:21\n\treal=10.0.0.2:21 gate\n\tservice=ftp\n"
+        "virtual=10.0.0.3:143\n\treal=10.0.0.2:143 gate\n\treal=10.0.0.3 gate\n\tservice=imap\n"
+        "virtual=10.0.0.4:143\n\treal=10.0.0.2:1143 masq\n\tservice=imap\n"
+        "virtual=10.0.0.5:993\n\treal=10.0.0.2:993 gate\n\tservice=imaps\n\tcheckport=9993\n"
+    )
+    differs = [w for w in read(str(cf), syntax_only=True).warnings if "differs from ldirectord" in w.message]
+    assert [w.line for w in differs] == [1, 12, 15]
+    assert "active mode (PORT)" in differs[0].message
+    assert "lvscheck checks port 1143; ldirectord's imap check connects to port 143" in differs[1].message
+    assert "lvscheck checks port 9993; ldirectord's imaps check connects to port 993" in differs[2].message

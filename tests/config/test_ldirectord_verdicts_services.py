@@ -5,8 +5,8 @@ virtual per scenario; Debian's ldirectord 4.12 programs the table, ``lvscheck ru
 --config`` runs the same file against the same servers: Debian slapd and FreeRADIUS
 (tests/peers/).  For each: healthy, a wrong answer, a wrong password or missing data,
 and a stalled server (hand-written: a TCP listener that never answers, a UDP socket
-that never replies).  mysql and pgsql are not compared here: neither MariaDB (InnoDB
-cannot map its buffer pool) nor PostgreSQL (initdb) starts in the UML guest.
+that never replies).  mysql, pgsql and the other services:
+test_ldirectord_verdicts_protocols.py and test_ldirectord_verdicts_more.py.
 """
 
 from __future__ import annotations

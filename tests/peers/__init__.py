@@ -64,14 +64,27 @@ def spawn(argv: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*prefix, *argv], **popen)
 
 
-def own_tmpdir(name: str) -> Path:
+def own_tmpdir(name: str, *, written_by_others: bool = False) -> Path:
     """A fresh directory under /tmp for one server (mode 0700; the caller opens it up as needed).
 
     For servers that drop privileges: pytest's temp dirs sit under a 0700 directory
     they could not enter.  Each peer removes its directory when it stops; what a
     killed run left is removed by :func:`sweep_leftovers` at the next start.
+
+    ``written_by_others``: the server makes directories there under another user and
+    then writes into them (PostgreSQL's initdb, dovecot's mailboxes).  In the IPVS
+    guest, whose root is the host's through hostfs, such a directory is made owned
+    by root and its maker cannot write into it ("Permission denied"), so there the
+    directory is on the guest's own tmpfs (/dev/shm, gone when the guest stops).
     """
-    return Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-"))
+    parent = "/dev/shm" if written_by_others and _root_is_hostfs() and os.path.isdir("/dev/shm") else None
+    return Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-", dir=parent))
+
+
+def _root_is_hostfs() -> bool:
+    """Whether / is the host's own root seen from a User-Mode-Linux guest (../shared/ipvs-guest)."""
+    with open("/proc/mounts") as mounts:
+        return any(line.split()[1:3] == ["/", "hostfs"] for line in mounts)
 
 
 def sweep_leftovers(older_than: float = LEFTOVER_AGE) -> list[Path]:

@@ -132,7 +132,7 @@ def start_dovecot(workdir: Path) -> Iterator[Dovecot]:
     it could not enter; so the files live in a fresh world-traversable directory,
     removed afterwards.
     """
-    own = own_tmpdir("dovecot")
+    own = own_tmpdir("dovecot", written_by_others=True)
     own.chmod(0o755)
     try:
         with _start_dovecot(own) as server:

@@ -37,6 +37,11 @@ USER, PASSWORD = "lvs", "lvspw-S3cr3t!"
 
 _GALERA_PROVIDERS = ("/usr/lib/galera/libgalera_smm.so", "/usr/lib/galera-4/libgalera_smm.so")
 
+#: The buffer pool, and the most it may grow to: MariaDB 10.11.19 reserves address space for
+#: ``innodb_buffer_pool_size_max`` (8 TiB by default), which the UML guest of the IPVS tests
+#: cannot map ("InnoDB: Cannot map innodb_buffer_pool_size_max"); 32M starts everywhere.
+_INNODB = ("--innodb-buffer-pool-size=16M", "--innodb-buffer-pool-size-max=32M")
+
 _template: Path | None = None
 
 
@@ -55,6 +60,7 @@ def _template_dir() -> Path:
                 "--user=root",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
+                *_INNODB,
             ],
             capture_output=True,
         )
@@ -154,7 +160,7 @@ def _mariadbd_in(
         f"--pid-file={workdir / 'mysqld.pid'}",
         f"--log-error={workdir / 'err.log'}",
         "--user=root",
-        "--innodb-buffer-pool-size=16M",
+        *_INNODB,
         *extra,
     ]
     with running(argv, port, workdir) as server:

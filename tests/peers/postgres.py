@@ -190,7 +190,7 @@ def _tls_settings(base: Path) -> tuple[str, ...]:
 @contextlib.contextmanager
 def single_server() -> Iterator[Postgres]:
     """One primary with user ``lvs`` and table app.t (no standby)."""
-    base = own_tmpdir("pg")
+    base = own_tmpdir("pg", written_by_others=True)
     try:
         datadir = _initdb(base, "single")
         with _postmaster(datadir, free_port(), base) as server:
@@ -204,7 +204,7 @@ def single_server() -> Iterator[Postgres]:
 @contextlib.contextmanager
 def primary_and_standby() -> Iterator[tuple[Postgres, Postgres]]:
     """A primary (TLS on, test CA) with user ``lvs`` and table app.t, and a hot standby streaming from it."""
-    base = own_tmpdir("pg")
+    base = own_tmpdir("pg", written_by_others=True)
     try:
         primary_dir, standby_dir = _initdb(base, "primary"), base / "standby"
         p_port, s_port = free_port(), free_port()

@@ -20,6 +20,8 @@ __all__ = ["start_socat_echo"]
 def start_socat_echo(workdir: Path) -> Iterator[Server]:
     binary = require_binary("socat")
     port = free_port()
-    argv = [binary, f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr", "EXEC:cat"]
+    # -t 5: after the client's end of file socat waits 0.5 s by default for cat's echo and then
+    # closes without it, which a loaded guest misses (the check then sees no reply at all)
+    argv = [binary, "-t", "5", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr", "EXEC:cat"]
     with running(argv, port, workdir) as server:
         yield server

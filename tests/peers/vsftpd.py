@@ -64,7 +64,8 @@ def _ensure_user() -> None:
 
 
 @contextlib.contextmanager
-def start_vsftpd(workdir: Path) -> Iterator[Vsftpd]:
+def start_vsftpd(workdir: Path, *, active: bool = False) -> Iterator[Vsftpd]:
+    """Start it; ``active``: allow active-mode data connections (PORT) too, not only passive (PASV)."""
     binary = require_binary("/usr/sbin/vsftpd", "vsftpd")
     # The local user must reach its root after vsftpd drops to its uid, and pytest's
     # temp dirs sit under a 0700 directory: the served files live in their own /tmp dir.
@@ -100,7 +101,7 @@ def start_vsftpd(workdir: Path) -> Iterator[Vsftpd]:
                     "pasv_address=127.0.0.1",
                     f"pasv_min_port={pasv}",
                     f"pasv_max_port={pasv}",
-                    "port_enable=NO",
+                    f"port_enable={'YES' if active else 'NO'}",
                     f"vsftpd_log_file={workdir / 'vsftpd.log'}",
                     "xferlog_enable=NO",
                     "max_per_ip=0",

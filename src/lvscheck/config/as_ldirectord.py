@@ -25,6 +25,8 @@ https      ``verify_hostname => 0``: chain verified, name not    ``tlsverify=cha
 http_proxy the whole body                                        ``maxbody=1m``
 ldaps      Net::LDAP's default ``verify => 'none'``              ``tlsverify=no``
 imaps/pops IO::Socket::SSL defaults: chain verified, name not    ``tlsverify=chain``
+imap(s)    always port 143/993: the port is ignored (an IP)      (check-config warns)
+ftp        PASV sent, the file fetched in active mode            (check-config warns)
 radius     ``check_pwd``: only Access-Accept is up               ``expect=accept``
 sip        only ``SIP/2.0 200 OK`` is up                         ``status=200``
 ========== ===================================================== ============================
@@ -126,7 +128,12 @@ def _found(virtual: VirtualService, check: str) -> list[str]:
     if service in ("http", "https"):
         return _http(virtual, options)
     found: list[str] = []
-    if service == "http_proxy":
+    if service == "ftp" and options.get("request"):
+        found.append(
+            "lvscheck fetches in passive mode; ldirectord sends PASV but fetches in active mode (PORT), "
+            "so a server that refuses PORT is down for it (no #lvscheck line: ldirectord is wrong there)"
+        )
+    elif service == "http_proxy":
         found.append("redirects are not followed through the proxy, ldirectord follows 7 (no #lvscheck line)")
     elif service in ("mysql", "pgsql") and options.get("receive"):
         found.append("receive= is checked, ldirectord ignores it (#lvscheck: receive= ignores it too)")
@@ -139,7 +146,25 @@ def _found(virtual: VirtualService, check: str) -> list[str]:
         )
     elif service in ("ldaps", "imaps", "pops") and "tlsverify" in virtual.lvscheck.options:
         found.append(f"tlsverify={options['tlsverify']}, ldirectord {_OTHER[service]['tlsverify']}")
+    if service in _IMAP_PORTS:
+        found += _imap_port(virtual, _IMAP_PORTS[service])
     return found
+
+
+#: The only port ldirectord's imap/imaps check connects to: it hands Net::IMAP::Simple the
+#: real's IP address and the port as ``port =>``, which Net::IMAP::Simple ignores for an IP.
+_IMAP_PORTS: Mapping[str, int] = {"imap": 143, "imaps": 993}
+
+
+def _imap_port(virtual: VirtualService, wellknown: int) -> list[str]:
+    checked = {virtual.checkport} if virtual.checkport else {r.port or wellknown for r in virtual.reals}
+    others = sorted(checked - {wellknown})
+    if not others:
+        return []
+    return [
+        f"lvscheck checks port {', '.join(map(str, others))}; ldirectord's {virtual.service} check "
+        f"connects to port {wellknown} whatever the port (no #lvscheck line: ldirectord is wrong there)"
+    ]
 
 
 def differences(config: Config) -> list[Problem]:
