@@ -130,8 +130,7 @@ def cpu_only(reals: int) -> None:
             director = Director(str(cf), MemoryIPVS())
             director.load_initial()
             director.view.read()
-            install(director, director.prepared, first=True)
-            director.view.flush()
+            await install(director, director.prepared, first=True)
             for sid in list(director.reals):
                 director.scheduler.stop(sid)
             for sid in director.reals:

@@ -40,7 +40,7 @@ from lvscheck.daemon.kernel import Backend, KernelView
 from lvscheck.daemon.logfile import LogTarget
 from lvscheck.daemon.overrides import Overrides
 from lvscheck.daemon.probes import SharedProbe
-from lvscheck.daemon.reload import ConfigFile, freeze_heap, install, load, reload_config
+from lvscheck.daemon.reload import ConfigFile, freeze_heap, install, load, reload_config, tune_gc
 from lvscheck.daemon.scheduler import Job, Scheduler
 from lvscheck.daemon.state import Phase
 from lvscheck.daemon.status import Counters, document
@@ -120,6 +120,7 @@ class Director:
         self.reload_lock = asyncio.Lock()  # one reload at a time (reload.py)
         # set once every real is decided (no phase UNKNOWN) and that table is written (cluster agents wait)
         self.table_ready = asyncio.Event()
+        self._undecided: tuple[list[P.RealState], dict[str, P.RealState]] | None = None
         self._background: list[asyncio.Task[None]] = []
         self.history = History()  # per-real latency and transition rings (status page)
         self.overrides = Overrides()  # drained reals and reals in maintenance (lvscheck drain)
@@ -148,6 +149,7 @@ class Director:
 
     def load_initial(self) -> None:
         """Read the config through the one road (raises ConfigError); call before :meth:`run`."""
+        tune_gc()  # a big config allocates millions of objects: no full collection every few ms
         self.prepared = load(self.config_path, self.loader, self.engine.plugins)
         self.config = self.prepared.config
         self.file.remember()
@@ -159,9 +161,8 @@ class Director:
         if self.prepared is None:
             self.load_initial()
         self.view.read()
-        install(self, self.prepared, first=True)
-        self._minutely()  # maintenance (maintenancedir, lvscheck maintenance) holds before the first write
-        self.view.flush()
+        freeze_heap(full=True)  # the config read so far, before any check runs
+        await install(self, self.prepared, first=True)  # in slices: the first checks already run
         self._note_ready()
         freeze_heap()
         self.state = self.events.daemon_state = "running"
@@ -241,6 +242,10 @@ class Director:
         if self.config is not None and self.config.settings.autoreload and self.file.touched():
             await self.reload("autoreload")
 
+    def before_first_write(self) -> None:
+        """Maintenance (maintenancedir, ``lvscheck maintenance``) holds before the first write."""
+        self._minutely()
+
     def _minutely(self) -> None:
         directory = self.config.settings.maintenancedir if self.config is not None else None
         self.apply_maintenance(list_maintenancedir(directory) | self.overrides.maintenance)
@@ -292,8 +297,16 @@ class Director:
         self._note_ready()
 
     def _note_ready(self) -> None:
-        decided = all(r.track.phase is not Phase.UNKNOWN for r in self.reals.values())
-        if decided and not self.table_ready.is_set():
+        if self.table_ready.is_set():
+            return
+        # reals never go back to UNKNOWN: drop the decided ones from the end of a list of the
+        # undecided (made once per install), so the calls of a start are linear in all
+        if self._undecided is None or self._undecided[1] is not self.reals:
+            self._undecided = ([r for r in self.reals.values() if r.track.phase is Phase.UNKNOWN], self.reals)
+        waiting = self._undecided[0]
+        while waiting and waiting[-1].track.phase is not Phase.UNKNOWN:
+            waiting.pop()
+        if not waiting and not self.table_ready.is_set():
             self.table_ready.set()
             self.events.emit("ready", reals=len(self.reals), seconds=round(time.time() - self.started, 3))
 

@@ -22,9 +22,13 @@ from lvscheck.adapters.ipvs.table import Dest, Op, OpError, OpKind, Service, Ser
 if TYPE_CHECKING:
     from lvscheck.config.via import MarkRange
     from lvscheck.daemon.events import EventSink
+    from lvscheck.daemon.slices import Slicer
     from lvscheck.daemon.status import Counters
 
-__all__ = ["Backend", "KernelView"]
+__all__ = ["THREAD_WRITES", "Backend", "KernelView"]
+
+#: A batch of at least this many writes goes to the backend from a thread (the loop runs on).
+THREAD_WRITES = 2000
 
 log = logging.getLogger("lvscheck.daemon")
 
@@ -71,6 +75,9 @@ class KernelView:
         self.private: dict[ServiceKey, tuple[Service, Dest]] = {}
         self.owned: Container[int] = ()
         self.on_flushed: Callable[[set[str]], None] = lambda _keys: None
+        #: an install is under way: writes wait (pools stay dirty) and reconcile skips, so that
+        #: the install's change reaches the kernel as one batch at its end (:meth:`flush_sliced`)
+        self.held = False
 
     def read(self) -> None:
         """Read the whole table (raises what the backend raises)."""
@@ -79,6 +86,8 @@ class KernelView:
     def mark(self, keys: Iterable[str], *, now: bool = False) -> None:
         """Pools whose kernel entries may have to change; written together shortly."""
         self.dirty.update(keys)
+        if self.held:
+            return
         if now:
             self.flush()
         elif self._flush_handle is None and self.dirty:
@@ -93,7 +102,7 @@ class KernelView:
     def flush(self) -> None:
         """Write what the dirty pools need, in one batch."""
         self.cancel()
-        if not self.dirty:
+        if not self.dirty or self.held:
             return
         keys, self.dirty = self.dirty, set()
         desired = Table()
@@ -109,6 +118,62 @@ class KernelView:
                 actual.add(self.table.services[sk], self.table.dests.get(sk, {}).values())
         self.report(self.apply(plan(desired, actual)))
         self.on_flushed(keys)
+
+    async def flush_sliced(self, slicer: Slicer, gone: Iterable[Service] = ()) -> int:
+        """Like :meth:`flush`, in slices of loop time, for an install (call while :attr:`held`).
+
+        Deletes the ``gone`` services in the same batch.  The diff is made pool by pool
+        between slices; the batch is written once, from a thread when it is large (the
+        backend is not used by anything else while the view is held); the view is patched
+        and the pools told (``on_flushed``) in slices again.  Returns the number of writes.
+        """
+        assert self.held, "flush_sliced is for an install, which holds the view"
+        self.cancel()
+        keys, self.dirty = self.dirty, set()
+        ops = [Op(OpKind.DEL_SERVICE, s) for s in gone if s.key in self.table.services]
+        later: list[Op] = []
+        async for key in slicer.each(list(keys)):
+            want = self.desired(key)
+            if want is None:
+                continue
+            service, dests = want
+            desired, actual = Table(), Table()
+            desired.add(service, dests)
+            sk = service.key
+            if sk in self.table.services:
+                actual.add(self.table.services[sk], self.table.dests.get(sk, {}).values())
+            for op in plan(desired, actual):
+                (later if op.kind is OpKind.DEL_DEST else ops).append(op)
+        ops += later
+        await slicer.pause()
+        self.report(await self._apply_sliced(ops, slicer))
+        batch: set[str] = set()
+        async for key in slicer.each(keys):
+            batch.add(key)
+            if len(batch) >= 64:
+                self.on_flushed(batch)
+                batch = set()
+        self.on_flushed(batch)
+        return len(ops)
+
+    async def _apply_sliced(self, ops: list[Op], slicer: Slicer) -> list[OpError]:
+        if len(ops) < THREAD_WRITES:
+            return self.apply(ops)
+        if log.isEnabledFor(logging.DEBUG):
+            for op in ops:
+                log.debug("ipvs write: %s", op)
+        try:
+            errors = await asyncio.to_thread(self.backend.apply, ops)
+        except Exception as exc:
+            self.counters.write_errors += len(ops)
+            self.events.emit("ipvs-error", message=str(exc), ops=len(ops))
+            return []
+        failed = {id(e.op) for e in errors}
+        async for op in slicer.each(ops):
+            if id(op) not in failed:
+                _patch(self.table, op)
+        self.counters.write_errors += len(errors)
+        return errors
 
     def sync_private(self, private: dict[ServiceKey, tuple[Service, Dest]], owned: MarkRange) -> None:
         """Make the kernel hold exactly these private (via=vip) services among the owned marks."""
@@ -200,6 +265,8 @@ class KernelView:
 
     async def reconcile(self, pools: Iterable[str] | None = None) -> list[Op]:
         """Read the kernel table and restore whatever differs from what the daemon wants."""
+        if self.held:
+            return []  # an install is writing its batch: the next round looks
         try:
             self.read()
         except Exception as exc:
