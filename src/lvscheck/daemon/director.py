@@ -40,7 +40,15 @@ from lvscheck.daemon.kernel import Backend, KernelView
 from lvscheck.daemon.logfile import LogTarget
 from lvscheck.daemon.overrides import Overrides
 from lvscheck.daemon.probes import SharedProbe
-from lvscheck.daemon.reload import ConfigFile, freeze_heap, install, load, reload_config, tune_gc
+from lvscheck.daemon.reload import (
+    ConfigFile,
+    freeze_heap,
+    install,
+    load,
+    reload_config,
+    tune_gc,
+    young_gc_only,
+)
 from lvscheck.daemon.scheduler import Job, Scheduler
 from lvscheck.daemon.state import Phase
 from lvscheck.daemon.status import Counters, document
@@ -162,7 +170,8 @@ class Director:
             self.load_initial()
         self.view.read()
         freeze_heap(full=True)  # the config read so far, before any check runs
-        await install(self, self.prepared, first=True)  # in slices: the first checks already run
+        with young_gc_only():
+            await install(self, self.prepared, first=True)  # in slices: the first checks already run
         self._note_ready()
         freeze_heap()
         self.state = self.events.daemon_state = "running"

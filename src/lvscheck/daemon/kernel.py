@@ -164,6 +164,7 @@ class KernelView:
                 log.debug("ipvs write: %s", op)
         try:
             errors = await asyncio.to_thread(self.backend.apply, ops)
+            slicer.restart()
         except Exception as exc:
             self.counters.write_errors += len(ops)
             self.events.emit("ipvs-error", message=str(exc), ops=len(ops))
