@@ -246,3 +246,22 @@ def paused(pid: int) -> Iterator[None]:
 def open_fds() -> int:
     """File descriptors this process has open right now (for leak checks)."""
     return len(os.listdir("/proc/self/fd"))
+
+
+def tiny_chunks() -> Handler:
+    """An HTTP 200 whose chunked body comes in one-byte chunks for ever: cheap to send, dear to parse.
+
+    Each chunk (``1\\r\\nx\\r\\n``) is a parser callback in the check; a 1 MiB ``maxbody`` is a
+    million of them, far more loop time than a check should take, all within the byte limits.
+    """
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    burst = b"1\r\nx\r\n" * 10_000
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(head)
+        while True:
+            writer.write(burst)
+            await writer.drain()
+
+    return handler

@@ -35,6 +35,10 @@ server whose ``lc_messages`` is not UTF-8 sends Latin-1, which asyncpg cannot
 decode and then reports as a lost connection): the check reports the server's
 own words.
 
+The time spent here (the walk and asyncpg's own parsing) is charged to the check's
+CPU meter (:mod:`lvscheck.engine.cpumeter`): a server that keeps asyncpg parsing
+within the byte limits is cut off at the check's CPU budget.
+
 The swap is process-wide (every asyncpg connection made in this process gets
 the guard) and done once, lazily, by the first ``pgsql`` check.
 """
@@ -48,6 +52,7 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
+from lvscheck.engine import cpumeter
 from lvscheck.plugin.check import size_text
 
 __all__ = [
@@ -253,6 +258,7 @@ def install() -> None:
 
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 self._lvs_report = _report.get()  # built inside the check's task
+                self._lvs_meter = cpumeter.current()  # and so is the check's CPU meter
                 self._lvs_frames: _Frames | None = _Frames()
                 super().__init__(*args, **kwargs)
 
@@ -261,6 +267,19 @@ def install() -> None:
                 super().connection_made(transport)
 
             def data_received(self, data: Any) -> None:
+                # asyncpg parses here, in a loop callback outside the check's task: the
+                # guard's walk and asyncpg's parsing are charged to the check's CPU meter
+                meter = self._lvs_meter
+                if meter is None:
+                    self._lvs_data(data)
+                    return
+                if meter.over:  # cut off: the check is being cancelled; parse nothing more
+                    self._lvs_transport.abort()
+                    return
+                with cpumeter.charging(meter):
+                    self._lvs_data(data)
+
+            def _lvs_data(self, data: Any) -> None:
                 frames: _Frames | None = self._lvs_frames
                 failed = False
                 if frames is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
 
+from lvscheck.engine.cpumeter import CPU_BUDGET
 from lvscheck.engine.limits import Limits
 from lvscheck.engine.loopwatch import LoopWatch
 from lvscheck.engine.runner import run_prepared
@@ -12,7 +13,7 @@ from lvscheck.model import CheckSpec, Result, State
 from lvscheck.plugin.check import Check
 from lvscheck.plugins import PluginHost, default_host
 
-__all__ = ["STARVED_AFTER", "Engine", "Limits", "LoopWatch", "run_prepared"]
+__all__ = ["CPU_BUDGET", "STARVED_AFTER", "Engine", "Limits", "LoopWatch", "run_prepared"]
 
 #: Seconds of event-loop blocking during a check from which its failure is not the real's fault.
 STARVED_AFTER = 0.25
@@ -32,12 +33,15 @@ class Engine:
         max_in_flight: int = 512,
         per_host: int = 8,
         on_result: Callable[[Result], None] | None = None,
+        cpu_budget: float | None = CPU_BUDGET,
     ) -> None:
         self.plugins = plugins or default_host()
         self.limits = Limits(max_in_flight, per_host)
         self._on_result = on_result
         self._observe = self.plugins.has_check_done_observers()
         self.watch: LoopWatch | None = None
+        #: seconds of loop time one check may use (:mod:`.cpumeter`); None: not metered
+        self.cpu_budget = cpu_budget
 
     def prepare(self, spec: CheckSpec) -> Check:
         """Validate ``spec`` into a reusable check; raises :class:`~lvscheck.errors.UsageError`."""
@@ -51,7 +55,7 @@ class Engine:
         watch = self.watch
         mark = 0.0 if watch is None else watch.blocked
         try:
-            result = await run_prepared(prepared)
+            result = await run_prepared(prepared, self.cpu_budget)
         finally:
             self.limits.release(host)
         if watch is not None and result.state is State.DOWN:

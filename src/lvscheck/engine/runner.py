@@ -14,6 +14,7 @@ import os
 import ssl
 import time
 
+from lvscheck.engine.cpumeter import Meter, Metered
 from lvscheck.engine.printable import one_line
 from lvscheck.errors import CheckFailed
 from lvscheck.model import MAX_WEIGHT, Outcome, Result, State
@@ -28,8 +29,12 @@ log = logging.getLogger("lvscheck.engine")
 DIRECTOR_FAULTS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
-async def run_prepared(check: Check) -> Result:
-    """Run ``check`` once; return its result.  Never raises except ``CancelledError``."""
+async def run_prepared(check: Check, cpu_budget: float | None = None) -> Result:
+    """Run ``check`` once; return its result.  Never raises except ``CancelledError``.
+
+    ``cpu_budget``: seconds of loop time the check may use (:mod:`.cpumeter`); past it the
+    check is cut off and down.  ``None``: not metered.
+    """
     started = time.perf_counter()
     target = check.spec.target
     assert check.port is not None  # Check.prepare guarantees it
@@ -42,7 +47,15 @@ async def run_prepared(check: Check) -> Result:
     deadline = _Deadline(probe)
     try:
         try:
-            outcome = await check.probe(probe)
+            if cpu_budget is None:
+                outcome = await check.probe(probe)
+            else:
+                metered = Metered(check.probe(probe), Meter(cpu_budget, deadline.cut))
+                token = metered.enter()
+                try:
+                    outcome = await metered
+                finally:
+                    metered.leave(token)
         finally:
             deadline.cancel()
         if not isinstance(outcome, Outcome):  # a buggy plugin must not crash its caller
@@ -54,7 +67,7 @@ async def run_prepared(check: Check) -> Result:
         if not deadline.expired_us():
             raise  # the caller cancelled us: not a verdict
         _forget_trace(exc)
-        outcome = Outcome.down(f"timed out after {check.timeout:g} s {deadline.phase}")
+        outcome = Outcome.down(deadline.why or f"timed out after {check.timeout:g} s {deadline.phase}")
     except TimeoutError as exc:  # a driver's own timeout
         _forget_trace(exc)
         outcome = Outcome.down(f"timed out after {check.timeout:g} s {probe.phase}")
@@ -73,9 +86,9 @@ async def run_prepared(check: Check) -> Result:
     finally:
         probe.close()
     if deadline.fired:
-        # the deadline hit: whatever the driver did after it (swallowed the cancel and went on,
-        # tripped over its aborted socket), the verdict is the timeout
-        outcome = Outcome.down(f"timed out after {check.timeout:g} s {deadline.phase}")
+        # the deadline hit (or the CPU budget): whatever the driver did after it (swallowed the
+        # cancel and went on, tripped over its aborted socket), the verdict is the timeout
+        outcome = Outcome.down(deadline.why or f"timed out after {check.timeout:g} s {deadline.phase}")
     latency = time.perf_counter() - started
     reason = outcome.reason
     for secret in check.secrets:
@@ -105,7 +118,7 @@ class _Deadline:
     (also) is passed on.
     """
 
-    __slots__ = ("_cancelling", "_handle", "_loop", "_ours", "_probe", "_task", "fired", "phase")
+    __slots__ = ("_cancelling", "_handle", "_loop", "_ours", "_probe", "_task", "fired", "phase", "why")
 
     AGAIN = 0.01
 
@@ -118,6 +131,7 @@ class _Deadline:
         self._ours = 0
         self.fired = False
         self.phase = ""  # what the check was waiting for when the deadline hit
+        self.why: str | None = None  # the check was cut off before its deadline: why
         self._loop = asyncio.get_running_loop()
         self._handle: asyncio.TimerHandle | None = self._loop.call_at(probe.deadline, self._expire)
 
@@ -129,6 +143,15 @@ class _Deadline:
         self._ours += 1
         self._task.cancel()
         self._handle = self._loop.call_later(self.AGAIN, self._expire)
+
+    def cut(self, why: str) -> None:
+        """End the check now, as if its deadline had come, for the reason ``why``."""
+        if self.fired:
+            return
+        self.why = why
+        if self._handle is not None:
+            self._handle.cancel()
+        self._expire()
 
     def cancel(self) -> None:
         """Stop the timer (the check ended); undo our own cancels."""
