@@ -32,12 +32,15 @@ from tests.peers.nginx import start_nginx
 
 from lvscheck import CheckSpec, Engine, State, Target
 from lvscheck.checks.http import HttpCheck
+from lvscheck.engine import CPU_BUDGET
 
 OPTIONS = {"request": "/test.html", "receive": "Still alive"}
 
 
-async def engine_round(port: int, n: int, concurrency: int) -> tuple[float, float, int]:
-    engine = Engine(max_in_flight=concurrency, per_host=concurrency)
+async def engine_round(
+    port: int, n: int, concurrency: int, cpu_budget: float | None = CPU_BUDGET
+) -> tuple[float, float, int]:
+    engine = Engine(max_in_flight=concurrency, per_host=concurrency, cpu_budget=cpu_budget)
     check = engine.prepare(CheckSpec("http", Target("127.0.0.1", port), OPTIONS))
     c0, w0 = time.process_time(), time.perf_counter()
     results = await engine.run_many([check] * n)
@@ -80,6 +83,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="rounds of each (default 3)")
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--profile", metavar="FILE", help="cProfile one engine round into FILE")
+    ap.add_argument(
+        "--meter",
+        action="store_true",
+        help="instead of the bare loop: the engine with its CPU meter (default) against without (A B A B)",
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="lvscheck-bench-") as tmp, start_nginx(Path(tmp) / "nginx") as ng:
@@ -109,6 +117,8 @@ def main() -> int:
             return 0
         eng: list[float] = []
         bare: list[float] = []
+        if args.meter:
+            return meter_rounds(port, args.n, args.rounds, args.concurrency)
         for r in range(args.rounds):
             cpu, wall, up = asyncio.run(engine_round(port, args.n, args.concurrency))
             assert up == args.n, f"engine: only {up}/{args.n} up"
@@ -125,6 +135,22 @@ def main() -> int:
         )
         print(f"load after: {os.getloadavg()[0]:.2f}")
         return 0 if e / b <= 1.3 else 1
+
+
+def meter_rounds(port: int, n: int, rounds: int, concurrency: int) -> int:
+    """The CPU meter's cost: engine rounds with it and without it, alternating."""
+    metered: list[float] = []
+    plain: list[float] = []
+    for r in range(rounds):
+        for budget, into, name in ((CPU_BUDGET, metered, "metered"), (None, plain, "no meter")):
+            cpu, wall, up = asyncio.run(engine_round(port, n, concurrency, budget))
+            assert up == n, f"{name}: only {up}/{n} up"
+            into.append(cpu / n)
+            print(f"round {r + 1} {name:9} {_us(cpu, n)} us CPU/check  {_us(wall, n)} us wall/check")
+    m, p = statistics.median(metered), statistics.median(plain)
+    print(f"median CPU per check: metered {m * 1e6:.1f} us, no meter {p * 1e6:.1f} us, ratio {m / p:.3f}x")
+    print(f"load after: {os.getloadavg()[0]:.2f}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,11 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from _daemon import cpu_seconds, free_port
 
 
 def write_config(path: Path, reals: int, virtuals: int, port: int, interval: float, share: bool) -> None:
@@ -45,11 +40,6 @@ def write_config(path: Path, reals: int, virtuals: int, port: int, interval: flo
         lines += [f"\treal=127.0.{n // 250 + 1}.{n % 250 + 1}:{port} masq 1" for n in range(reals)]
         lines += ["\tchecktype=connect", ""]
     path.write_text("\n".join(lines))
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def accepts(status_port: int) -> int:

@@ -41,7 +41,7 @@ import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from daemon_10k import cpu_seconds, free_port, write_config
+from _daemon import cpu_seconds, free_port, write_config
 
 
 class Reader(threading.Thread):

@@ -124,6 +124,8 @@ async def _reload(d: Director, why: str) -> bool:
     d.sd_notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
     d.events.daemon_state = "reloading"
     started = time.monotonic()
+    watch = d.scheduler.watch
+    watch.open_window()
     try:
         try:
             prepared, checks, shared = await asyncio.to_thread(_read, d)
@@ -156,7 +158,7 @@ async def _reload(d: Director, why: str) -> bool:
     changed = await commit_install(d, plan)
     freeze_heap()
     d.counters.reloads += 1
-    d.counters.last_reload = {
+    last = d.counters.last_reload = {
         "ok": True,
         "why": why,
         "time": time.time(),
@@ -164,6 +166,11 @@ async def _reload(d: Director, why: str) -> bool:
         "seconds": round(time.monotonic() - started, 3),
         **plan.report(),
     }
+
+    def loop_block() -> None:  # once the loop watch has ticked after the install's last slice
+        last["loop_longest_block_ms"] = round(watch.window_longest * 1000, 1)
+
+    asyncio.get_running_loop().call_later(2 * watch.period + 0.05, loop_block)
     d.events.daemon_state = "running"
     d.events.emit("reload", config=d.config_path, why=why, changed=",".join(sorted(changed)))
     d.sd_notify("READY=1")

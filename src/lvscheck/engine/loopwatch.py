@@ -29,6 +29,7 @@ class LoopWatch:
         self.blocked = 0.0
         self.longest = 0.0
         self.blocks = 0  # ticks that woke more than ``noise`` late
+        self.window_longest = 0.0  # the latest tick since :meth:`open_window` (a reload's, say)
         self._due = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -45,6 +46,10 @@ class LoopWatch:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+
+    def open_window(self) -> None:
+        """Start measuring :attr:`window_longest` afresh."""
+        self.window_longest = 0.0
 
     def blocked_since(self, mark: float) -> float:
         """Seconds the loop was blocked since :attr:`blocked` read ``mark``, the current block included."""
@@ -67,6 +72,8 @@ class LoopWatch:
             await asyncio.sleep(self.period)
             now = loop.time()
             late = now - self._due
+            if late > self.window_longest:
+                self.window_longest = late
             if late > self.noise:
                 excess = late - self.noise
                 self.blocked += excess
