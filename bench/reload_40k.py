@@ -62,7 +62,7 @@ def quantiles(values: list[float]) -> dict[str, float | int]:
 def reload(d: Daemon, cf: Path, text: str, request: str) -> dict[str, Any]:
     before = phases(d.query())
     w0, b0 = d.metric("lvscheck_ipvs_writes_total"), d.metric("lvscheck_ipvs_batches_total")
-    r0 = d.metric("lvscheck_reloads_total")
+    r0 = d.query("ready")["reloads"]
     cf.write_text(text)
     answers: list[float] = []
     stop = threading.Event()
@@ -71,7 +71,7 @@ def reload(d: Daemon, cf: Path, text: str, request: str) -> dict[str, Any]:
     d.proc.send_signal(signal.SIGHUP)
     poller.start()
     try:
-        while d.metric("lvscheck_reloads_total") <= r0:  # /metrics: cheap, unlike the status document
+        while d.query("ready")["reloads"] <= r0:  # cheap, unlike status and /metrics (per real)
             time.sleep(0.1)
     finally:
         stop.set()

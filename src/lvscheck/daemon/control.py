@@ -87,7 +87,11 @@ async def serve_control(director: Director, path: str, group: int | None = None)
                 answer = director.status()
             elif line == "ready":  # cheap: cluster agents poll it while the first checks run
                 undecided = sum(r.track.phase.value == "unknown" for r in director.reals.values())
-                answer = {"ready": director.table_ready.is_set(), "undecided": undecided}
+                answer = {
+                    "ready": director.table_ready.is_set(),
+                    "undecided": undecided,
+                    "reloads": director.counters.reloads,  # cheap to poll, unlike status (bench/)
+                }
             elif line == "reload":
                 ok = await director.reload("control socket")
                 last = director.counters.last_reload or {}
