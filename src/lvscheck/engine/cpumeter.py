@@ -53,7 +53,12 @@ class Meter:
 
     def charge(self, seconds: float) -> None:
         self.spent += seconds
-        if self.spent > self.budget and self._cut is not None:
+        if self.spent > self.budget:
+            self.exceeded()
+
+    def exceeded(self) -> None:
+        """Past the budget: cut the check off (once)."""
+        if self._cut is not None:
             cut, self._cut = self._cut, None
             cut(self.reason())
 
@@ -122,15 +127,28 @@ class Metered(Generic[T]):
     def __iter__(self) -> Metered[T]:
         return self
 
+    # the hot path: the awaiting coroutine resumes this with ``__next__`` (``send`` for a value);
+    # the charge is inlined (a method call per step was a measurable part of the cost)
+
     def __next__(self) -> Any:
-        return self.send(None)
+        start = _now()
+        try:
+            return self._coro.send(None)
+        finally:
+            meter = self._meter
+            meter.spent += _now() - start
+            if meter.spent > meter.budget:
+                meter.exceeded()
 
     def send(self, value: Any) -> Any:
         start = _now()
         try:
             return self._coro.send(value)
         finally:
-            self._meter.charge(_now() - start)
+            meter = self._meter
+            meter.spent += _now() - start
+            if meter.spent > meter.budget:
+                meter.exceeded()
 
     def throw(self, *exc: Any) -> Any:
         start = _now()
