@@ -138,11 +138,12 @@ def main() -> int:
 
 
 def meter_rounds(port: int, n: int, rounds: int, concurrency: int) -> int:
-    """The CPU meter's cost: engine rounds with it and without it, alternating."""
+    """The CPU meter's cost: engine rounds with it and without it, alternating (A B B A ...)."""
     metered: list[float] = []
     plain: list[float] = []
+    pair = [(CPU_BUDGET, metered, "metered"), (None, plain, "no meter")]
     for r in range(rounds):
-        for budget, into, name in ((CPU_BUDGET, metered, "metered"), (None, plain, "no meter")):
+        for budget, into, name in pair if r % 2 == 0 else pair[::-1]:  # A B B A: no order favoured
             cpu, wall, up = asyncio.run(engine_round(port, n, concurrency, budget))
             assert up == n, f"{name}: only {up}/{n} up"
             into.append(cpu / n)

@@ -79,8 +79,15 @@ class History:
 
     def keep(self, real_ids: Container[str]) -> None:
         """Forget the reals not in ``real_ids`` (after a reload)."""
-        for rid in [r for r in self.reals if r not in real_ids]:
-            del self.reals[rid]
+        for rid in self.gone(real_ids):
+            self.forget(rid)
+
+    def gone(self, real_ids: Container[str]) -> list[str]:
+        """The reals with a history that are not in ``real_ids``."""
+        return [r for r in self.reals if r not in real_ids]
+
+    def forget(self, real_id: str) -> None:
+        self.reals.pop(real_id, None)
 
 
 def real_history(h: RealHistory | None) -> dict[str, object]:

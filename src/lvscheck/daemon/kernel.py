@@ -150,7 +150,7 @@ class KernelView:
         batch: set[str] = set()
         async for key in slicer.each(keys):
             batch.add(key)
-            if len(batch) >= 64:
+            if len(batch) >= 16:  # each pool: a walk over its reals
                 self.on_flushed(batch)
                 batch = set()
         self.on_flushed(batch)

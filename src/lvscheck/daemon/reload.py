@@ -208,6 +208,9 @@ class InstallPlan:
     kept: list[_Kept] = field(default_factory=list)
     fresh: list[RealState] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)  # slot ids of reals the new config drops
+    restarted: set[str] = field(default_factory=set)  # slot ids whose check loop (re)starts
+    grouped: set[str] = field(default_factory=set)  # slot ids checked by a shared probe
+    unknown: int = 0  # reals not decided yet (their first checks are spread)
     changed: set[str] = field(default_factory=set)  # pool keys whose kernel entries may change
     writes: int = 0
     started_at: float = field(default_factory=time.perf_counter)
@@ -251,6 +254,7 @@ async def plan_install(
             rs = RealState(slot, track)
             plan.fresh.append(rs)
             plan.changed.add(slot.pool)
+            plan.restarted.add(sid)
         else:
             before = rs.slot
             restart = before.schedule_key != slot.schedule_key
@@ -258,7 +262,12 @@ async def plan_install(
             if restart or before.dest != slot.dest or (before.rise, before.fall) != (slot.rise, slot.fall):
                 plan.changed.add(slot.pool)
             plan.kept.append(_Kept(rs, slot, restart))
+            if restart:
+                plan.restarted.add(sid)
+        plan.unknown += rs.track.phase is Phase.UNKNOWN
         plan.reals[sid] = rs
+    async for sids in slicer.each(list(shared.values())):
+        plan.grouped.update(sids)
     async for sid in slicer.each(list(d.reals)):
         if sid not in layout.slots:
             plan.gone.append(sid)
@@ -286,9 +295,8 @@ async def commit_install(d: Director, plan: InstallPlan) -> set[str]:
     settings = plan.prepared.config.settings
     options = d.options
     scheduler = d.scheduler
-    unknown = len(plan.fresh) + sum(1 for k in plan.kept if k.rs.track.phase is Phase.UNKNOWN)
-    first_spread = max(options.first_round, unknown / options.first_rate)
-    grouped = {sid for sids in plan.shared.values() for sid in sids}
+    first_spread = max(options.first_round, plan.unknown / options.first_rate)
+    grouped, restarted = plan.grouped, plan.restarted
     d.view.held = True
     try:
         async for sid in slicer.each(plan.gone):
@@ -300,19 +308,18 @@ async def commit_install(d: Director, plan: InstallPlan) -> set[str]:
             if fixed is not None and rs.maintenance is None and rs.track != fixed:
                 rs.track = fixed  # a real that is never checked takes its fixed state, unless held down
                 plan.changed.add(slot.pool)
-        # the switch: the new layout and its reals together (status and results see one or the other)
-        for key, pool in layout.pools.items():
+        async for key, pool in slicer.each(list(layout.pools.items())):  # extra keys harm nobody
             d.pools.setdefault(key, PoolState())
             v = pool.virtual
             d.mail[key] = MailSettings(
                 v.emailalert, v.smtp, settings.emailalertfrom, v.emailalertstatus, v.emailalertfreq
             )
-        for key in [k for k in d.pools if k not in layout.pools]:
-            del d.pools[key]
-            d.mail.pop(key, None)
+        # the switch: the new layout and its reals together (status and results see one or the other)
         d.reals = plan.reals
         d.layout = layout
-        restarted = {rs.slot.id for rs in plan.fresh} | {k.rs.slot.id for k in plan.kept if k.restart}
+        async for key in slicer.each([k for k in d.pools if k not in layout.pools]):
+            del d.pools[key]
+            d.mail.pop(key, None)
         async for sid, rs in slicer.each(list(plan.reals.items())):
             slot = rs.slot
             rs.check, rs.connect = plan.checks[sid]
@@ -333,7 +340,8 @@ async def commit_install(d: Director, plan: InstallPlan) -> set[str]:
             if key not in serving:
                 serving[key] = any(d.reals[s].track.phase is Phase.UP for s in layout.pools[key].slots)
             rs.ramp_when_new = serving[key]
-        d.history.keep(d.reals)
+        async for rid in slicer.each(d.history.gone(d.reals)):
+            d.history.forget(rid)
         async for key, pool in slicer.each(list(layout.pools.items())):
             d.pools[key].bad = sum(d.reals[sid].last_kind in BAD_KINDS for sid in pool.slots)
         kept = {p.service.key for p in layout.pools.values()}
