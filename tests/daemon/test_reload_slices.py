@@ -108,6 +108,17 @@ def test_a_big_reload_runs_in_slices_and_writes_one_batch() -> None:
                 assert rs.track.phase is Phase.UP
         assert director.counters.transitions == VIRTUALS * PER_VIRTUAL  # only the first ups
 
+        # reconcile runs in slices too, and restores what was changed behind the daemon's back
+        key = next(iter(director.layout.pools.values())).service.key
+        dest = next(iter(ipvs.table.dests[key].values()))
+        ipvs.table.dests[key].pop(dest.key)
+        ticks = 0
+        watcher = asyncio.create_task(watch())
+        restored = await director.reconcile()
+        watcher.cancel()
+        assert [str(op) for op in restored] == [f"add real {dest} weight {dest.weight} ({key})"]
+        assert ticks >= 3, ticks
+
     async def main() -> None:
         servers = await _listeners(PER_VIRTUAL)
         ports = [s.sockets[0].getsockname()[1] for s in servers]

@@ -78,6 +78,8 @@ class KernelView:
         #: an install is under way: writes wait (pools stay dirty) and reconcile skips, so that
         #: the install's change reaches the kernel as one batch at its end (:meth:`flush_sliced`)
         self.held = False
+        #: one long writer at a time: an install's commit or a reconcile (both hold the view)
+        self.session = asyncio.Lock()
 
     def read(self) -> None:
         """Read the whole table (raises what the backend raises)."""
@@ -130,7 +132,17 @@ class KernelView:
         assert self.held, "flush_sliced is for an install, which holds the view"
         self.cancel()
         keys, self.dirty = self.dirty, set()
-        ops = [Op(OpKind.DEL_SERVICE, s) for s in gone if s.key in self.table.services]
+        removed = [Op(OpKind.DEL_SERVICE, s) for s in gone if s.key in self.table.services]
+        ops = removed + await self._diff_sliced(keys, slicer)
+        await slicer.pause()
+        self.report(await self._apply_sliced(ops, slicer))
+        await self._placed_sliced(keys, slicer)
+        return len(ops)
+
+    async def _diff_sliced(self, keys: Iterable[str], slicer: Slicer) -> list[Op]:
+        """The writes that make the view hold what pools ``keys`` want, pool by pool between slices
+        (services and additions first, deletions of reals last, as :func:`plan` orders them)."""
+        ops: list[Op] = []
         later: list[Op] = []
         async for key in slicer.each(list(keys)):
             want = self.desired(key)
@@ -144,17 +156,17 @@ class KernelView:
                 actual.add(self.table.services[sk], self.table.dests.get(sk, {}).values())
             for op in plan(desired, actual):
                 (later if op.kind is OpKind.DEL_DEST else ops).append(op)
-        ops += later
-        await slicer.pause()
-        self.report(await self._apply_sliced(ops, slicer))
+        return ops + later
+
+    async def _placed_sliced(self, keys: Iterable[str], slicer: Slicer) -> None:
+        """Tell the pools ``keys`` were written (``on_flushed``), a few at a time between slices."""
         batch: set[str] = set()
-        async for key in slicer.each(keys):
+        async for key in slicer.each(list(keys)):
             batch.add(key)
             if len(batch) >= 16:  # each pool: a walk over its reals
                 self.on_flushed(batch)
                 batch = set()
         self.on_flushed(batch)
-        return len(ops)
 
     async def _apply_sliced(self, ops: list[Op], slicer: Slicer) -> list[OpError]:
         if len(ops) < THREAD_WRITES:
@@ -265,25 +277,39 @@ class KernelView:
                 log.exception("reconcile failed")
 
     async def reconcile(self, pools: Iterable[str] | None = None) -> list[Op]:
-        """Read the kernel table and restore whatever differs from what the daemon wants."""
-        if self.held:
-            return []  # an install is writing its batch: the next round looks
+        """Read the kernel table and restore whatever differs from what the daemon wants.
+
+        In slices of loop time (40,000 reals took 0.4 s in one go, every ``reconcile``
+        seconds); the view is held meanwhile (writes that results ask for wait and go out
+        right after), and a large table is read from a thread.
+        """
+        if self.held or self.session.locked():
+            return []  # an install (or another reconcile) is writing: the next round looks
+        from lvscheck.daemon.slices import Slicer
+
+        async with self.session:
+            self.held = True
+            try:
+                return await self._reconcile(pools, Slicer())
+            finally:
+                self.held = False
+                self.mark(())  # what results marked meanwhile goes out now
+
+    async def _reconcile(self, pools: Iterable[str] | None, slicer: Slicer) -> list[Op]:
         try:
-            self.read()
+            if len(self.table) >= THREAD_WRITES:
+                self.table = await asyncio.to_thread(self.backend.dump)
+                slicer.restart()
+            else:
+                self.read()
         except Exception as exc:
             self.events.emit("ipvs-error", message=f"reading the IPVS table: {exc}")
             return []
-        desired = Table()
-        keys = set(pools) if pools is not None else set(self.pool_keys())
-        for key in keys:
-            want = self.desired(key)
-            if want is not None:
-                desired.add(*want)
-        if pools is None:
-            for service, dest in self.private.values():
-                desired.add(service, [dest])
-        stale = [k for k in self.table.services if self._stale(k)] if pools is None else []
-        ops = plan(desired, self.table, remove=stale)
+        keys = list(pools) if pools is not None else list(self.pool_keys())
+        ops = await self._diff_sliced(keys, slicer)
+        if pools is None:  # the private (via=vip) services, and the stale ones of our marks
+            stale = [k for k in self.table.services if self._stale(k)]
+            ops = plan(self._private_table(), self.table, remove=stale) + ops
         if ops:
             self.counters.restored += len(ops)
             for op in ops[:20]:
@@ -293,9 +319,9 @@ class KernelView:
                     virtual=str(op.service.key),
                     real=str(op.dest) if op.dest else "",
                 )
-            for e in self.apply(ops):
+            for e in await self._apply_sliced(ops, slicer):
                 self.events.emit("ipvs-error", message=str(e))
-        self.on_flushed(keys)
+        await self._placed_sliced(keys, slicer)
         return ops
 
 

@@ -290,12 +290,17 @@ async def commit_install(d: Director, plan: InstallPlan) -> set[str]:
     While it runs, the checks of the reals it keeps go on with their state; results still
     arrive, and the kernel writes they ask for join the install's batch.
     """
+    options = d.options
+    first_spread = max(options.first_round, plan.unknown / options.first_rate)
+    async with d.view.session:  # a reconcile under way ends first (it is sliced too)
+        return await _commit(d, plan, first_spread)
+
+
+async def _commit(d: Director, plan: InstallPlan, first_spread: float) -> set[str]:
     slicer = plan.slicer
     old, layout = d.layout, plan.prepared.layout
     settings = plan.prepared.config.settings
-    options = d.options
     scheduler = d.scheduler
-    first_spread = max(options.first_round, plan.unknown / options.first_rate)
     grouped, restarted = plan.grouped, plan.restarted
     d.view.held = True
     try:
