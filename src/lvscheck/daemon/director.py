@@ -170,8 +170,9 @@ class Director:
             self.load_initial()
         self.view.read()
         freeze_heap(full=True)  # the config read so far, before any check runs
-        with young_gc_only():
-            await install(self, self.prepared, first=True)  # in slices: the first checks already run
+        async with self.reload_lock:  # a SIGHUP between two slices waits for the whole first install
+            with young_gc_only():
+                await install(self, self.prepared, first=True)  # in slices: the first checks already run
         self._note_ready()
         freeze_heap()
         self.state = self.events.daemon_state = "running"
