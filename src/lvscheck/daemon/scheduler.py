@@ -162,8 +162,8 @@ class Scheduler:
         while True:
             wait = due - loop.time()
             if wait > 0:
-                await asyncio.sleep(wait)
-            result = await self.engine.run(job.pick())
+                await _sleep_until(loop, due)
+            result = await self.engine.run(job.pick(), loop)
             if self._closed or me.cancelling():
                 return  # stopped while the check ran, and its driver swallowed the cancel
             done = loop.time()
@@ -196,3 +196,22 @@ class Scheduler:
             )
             self._last_warning = now
             self._recent_behind = 0
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
+    """``asyncio.sleep`` to the loop time ``when``, on the loop at hand.
+
+    (``asyncio.sleep`` looks the running loop up, and on CPython 3.11 that is a
+    ``getpid`` syscall: one per check for nothing; bench/README.md, keepalived_compare.py.)
+    """
+    waiter = loop.create_future()
+    handle = loop.call_at(when, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        handle.cancel()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # cancelled meanwhile
+        waiter.set_result(None)
