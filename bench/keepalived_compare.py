@@ -267,7 +267,7 @@ def count_syscalls(setup: Setup, name: str, log: AccessLog, seconds: float) -> S
         stop(proc)
     calls: dict[str, int] = {}
     for line in out.read_text().splitlines():
-        if m := _STRACE_ROW.match(line):
+        if (m := _STRACE_ROW.match(line)) and m[2] != "total":
             calls[m[2]] = int(m[1])
     return Sample(name, setup.reals, 0.0, n1 - n0, t1 - t0, load, calls)
 

@@ -162,7 +162,7 @@ class Scheduler:
         while True:
             wait = due - loop.time()
             if wait > 0:
-                await _sleep_until(loop, due)
+                await _sleep(loop, wait)
             result = await self.engine.run(job.pick(), loop)
             if self._closed or me.cancelling():
                 return  # stopped while the check ran, and its driver swallowed the cancel
@@ -198,14 +198,16 @@ class Scheduler:
             self._recent_behind = 0
 
 
-async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
-    """``asyncio.sleep`` to the loop time ``when``, on the loop at hand.
+async def _sleep(loop: asyncio.AbstractEventLoop, delay: float) -> None:
+    """``asyncio.sleep(delay)`` on the loop at hand.
 
-    (``asyncio.sleep`` looks the running loop up, and on CPython 3.11 that is a
-    ``getpid`` syscall: one per check for nothing; bench/README.md, keepalived_compare.py.)
+    ``asyncio.sleep`` looks the running loop up, and on CPython 3.11 that is a ``getpid``
+    syscall: one per check for nothing (bench/README.md, ``keepalived_compare.py``).
+    ``call_later``, not ``call_at``: uvloop's ``call_at`` reads the clock once more, and
+    without a vDSO (the IPVS guest, some VMs) every clock read is a syscall.
     """
     waiter = loop.create_future()
-    handle = loop.call_at(when, _wake, waiter)
+    handle = loop.call_later(delay, _wake, waiter)
     try:
         await waiter
     finally:

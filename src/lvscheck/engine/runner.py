@@ -130,7 +130,8 @@ class _Deadline:
         self.fired = False
         self.phase = ""  # what the check was waiting for when the deadline hit
         self._loop = loop
-        self._handle: asyncio.TimerHandle | None = self._loop.call_at(probe.deadline, self._expire)
+        # call_later, not call_at(probe.deadline): uvloop's call_at reads the clock twice
+        self._handle: asyncio.TimerHandle | None = loop.call_later(probe.timeout, self._expire)
 
     def _expire(self) -> None:
         if not self.fired:

@@ -86,8 +86,9 @@ class Probe:
             opened = self._marked_connection(port, limit)
         else:
             opened = self._open_stream(limit, host, port)
-        if self.connect_timeout >= self.remaining():
+        if self.connect_timeout >= self.timeout or self.connect_timeout >= self.remaining():
             # the check's own deadline comes first: a second timer would cost CPU on every check
+            # (and ``timeout`` first: reading the clock is a syscall where there is no vDSO)
             reader, writer = await opened
         else:
             try:
