@@ -22,7 +22,7 @@ The guest makes every syscall expensive (UML runs on ptrace): compare the two ch
 only within one run.  Usage::
 
     .venv/bin/python bench/keepalived_compare.py [--reals 100,1000] [--rate 100] [--seconds 30]
-        [--rounds 2] [--loops uvloop,asyncio] [--strace-seconds 15] [--mem 1536M]
+        [--rounds 2] [--loops uvloop,asyncio] [--strace-seconds 15] [--mem 1536M] [--base-src DIR]
 """
 
 from __future__ import annotations
@@ -187,6 +187,8 @@ class Setup:
     interval: int
     reals: int
 
+    base_src: str = ""
+
     def command(self, name: str) -> list[str]:
         d = self.dir
         if name == "keepalived":
@@ -194,7 +196,7 @@ class Setup:
                 "keepalived", "-n", "-C", "-l", "-G", "-f", str(d / "keepalived.conf"),
                 "-p", str(d / "ka.pid"), "-c", str(d / "ka-check.pid"), "-r", str(d / "ka-vrrp.pid"),
             ]  # fmt: skip
-        loop = name.split("-", 1)[1]
+        loop = name.rsplit("-", 1)[1]
         return [
             self.python, "-m", "lvscheck", "daemon", "--config", str(d / "ldirectord.cf"),
             "--control", "", "--state-dir", str(d / "state"), "--reconcile", "0", "--logfile", "none",
@@ -204,7 +206,10 @@ class Setup:
 
 def start(setup: Setup, name: str) -> subprocess.Popen[bytes]:
     log = open(setup.dir / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
-    return subprocess.Popen(setup.command(name), stdout=log, stderr=log, start_new_session=True)
+    env = dict(os.environ)
+    if name.startswith("base-"):  # lvscheck from another source tree (the code before a change)
+        env["PYTHONPATH"] = setup.base_src
+    return subprocess.Popen(setup.command(name), stdout=log, stderr=log, start_new_session=True, env=env)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -219,7 +224,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def warm_up(setup: Setup, log: AccessLog, proc: subprocess.Popen[bytes]) -> None:
-    """Until every real had a check (the first ones are spread over an interval), and one interval more."""
+    """Until every real had a check (the first ones are spread over an interval), and 2 s more."""
     before = log.lines()
     deadline = time.monotonic() + 120 + 3 * setup.interval
     while log.lines() - before < setup.reals:
@@ -228,7 +233,7 @@ def warm_up(setup: Setup, log: AccessLog, proc: subprocess.Popen[bytes]) -> None
         if time.monotonic() > deadline:
             raise SystemExit(f"{proc.args[0]}: not every real checked after the warm-up: see {setup.dir}")
         time.sleep(0.5)
-    time.sleep(setup.interval)
+    time.sleep(2)
 
 
 def measure(setup: Setup, name: str, log: AccessLog, seconds: float) -> Sample:
@@ -290,13 +295,15 @@ def guest_main(args: argparse.Namespace) -> int:
     time.sleep(1)
     log = AccessLog(d / "access.log")
     names = ["keepalived", *(f"lvscheck-{loop}" for loop in args.loops.split(","))]
+    if args.base_src:
+        names += [f"base-{loop}" for loop in args.loops.split(",")]
     results: list[Sample] = []
     straced: list[Sample] = []
     print(f"guest: {os.cpu_count()} CPU, load {os.getloadavg()[0]:.2f}, dir {d}", flush=True)
     try:
         for reals in sizes:
             interval = max(1, round(reals / args.rate))
-            setup = Setup(d, args.python, interval, reals)
+            setup = Setup(d, args.python, interval, reals, args.base_src)
             (d / "keepalived.conf").write_text(keepalived_conf(reals, interval))
             (d / "ldirectord.cf").write_text(ldirectord_cf(reals, interval))
             print(f"\nN={reals} reals, interval {interval} s ({reals / interval:.0f} checks/s)", flush=True)
@@ -309,7 +316,7 @@ def guest_main(args: argparse.Namespace) -> int:
                         f"  CPU {s.cpu_s:6.2f} s  {s.ms_per_check:6.3f} ms/check  guest load {s.load:.2f}",
                         flush=True,
                     )
-            if args.strace_seconds > 0:
+            if args.strace_seconds > 0:  # after the timed runs: the same config, traced once each
                 for name in names:
                     s = count_syscalls(setup, name, log, args.strace_seconds)
                     straced.append(s)
@@ -358,6 +365,11 @@ def main() -> int:
     ap.add_argument("--strace-seconds", type=float, default=15.0, help="0: no strace runs")
     ap.add_argument("--mem", default="1536M", help="guest memory")
     ap.add_argument("--python", default=sys.executable, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--base-src",
+        default="",
+        help="also run lvscheck from this src/ directory (e.g. main's, from git archive) as base-LOOP",
+    )
     ap.add_argument("--workdir", default=None, help="where the run's files go (default: /tmp)")
     args = ap.parse_args()
     if in_guest():
