@@ -131,9 +131,10 @@ def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentPars
     )
     daemon.add_argument(
         "--loop",
-        choices=("asyncio", "uvloop"),
-        default="asyncio",
-        help="event loop: uvloop (pip install 'lvscheck[daemon]') costs less CPU per check",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="event loop; auto (default): uvloop where it is installed (pip install 'lvscheck[daemon]'), "
+        "it costs less CPU per check; else asyncio",
     )
     daemon.add_argument(
         "--workers",
@@ -207,7 +208,7 @@ def command_daemon(args: argparse.Namespace) -> int:
             reconcile=args.reconcile,
             behind=args.behind,
             workers=_worker_count(args.workers),
-            worker_loop=args.loop,
+            worker_loop=_loop_name(args.loop),
         ),
         notify=notify,
         logfile=LogTarget("none" if args.check or args.shadow else args.logfile),
@@ -239,7 +240,7 @@ def command_daemon(args: argparse.Namespace) -> int:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(args.ready_file)
     runner: Any = asyncio.run
-    if args.loop == "uvloop":
+    if _loop_name(args.loop) == "uvloop":
         try:
             import uvloop
         except ImportError:
@@ -261,6 +262,15 @@ def command_daemon(args: argparse.Namespace) -> int:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
     return 0
+
+
+def _loop_name(asked: str) -> str:
+    """``auto``: uvloop when it can be imported (measured: docs/daemon.md), else asyncio."""
+    if asked != "auto":
+        return asked
+    import importlib.util
+
+    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
 
 
 def _worker_count(asked: int) -> int:

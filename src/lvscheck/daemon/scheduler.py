@@ -162,8 +162,8 @@ class Scheduler:
         while True:
             wait = due - loop.time()
             if wait > 0:
-                await asyncio.sleep(wait)
-            result = await self.engine.run(job.pick())
+                await _sleep(loop, wait)
+            result = await self.engine.run(job.pick(), loop)
             if self._closed or me.cancelling():
                 return  # stopped while the check ran, and its driver swallowed the cancel
             done = loop.time()
@@ -196,3 +196,24 @@ class Scheduler:
             )
             self._last_warning = now
             self._recent_behind = 0
+
+
+async def _sleep(loop: asyncio.AbstractEventLoop, delay: float) -> None:
+    """``asyncio.sleep(delay)`` on the loop at hand.
+
+    ``asyncio.sleep`` looks the running loop up, and on CPython 3.11 that is a ``getpid``
+    syscall: one per check for nothing (bench/README.md, ``keepalived_compare.py``).
+    ``call_later``, not ``call_at``: uvloop's ``call_at`` reads the clock once more, and
+    without a vDSO (the IPVS guest, some VMs) every clock read is a syscall.
+    """
+    waiter = loop.create_future()
+    handle = loop.call_later(delay, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        handle.cancel()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # cancelled meanwhile
+        waiter.set_result(None)

@@ -47,15 +47,17 @@ class Engine:
         """Validate ``spec`` into a reusable check; raises :class:`~lvscheck.errors.UsageError`."""
         return self.plugins.prepare(spec)
 
-    async def run(self, check: Check | CheckSpec) -> Result:
-        """Run one check (a spec is prepared first) within the concurrency caps."""
+    async def run(self, check: Check | CheckSpec, loop: asyncio.AbstractEventLoop | None = None) -> Result:
+        """Run one check (a spec is prepared first) within the concurrency caps.
+
+        ``loop``: the running loop, from a caller that has it (saves syscalls: :func:`run_prepared`)."""
         prepared = check if isinstance(check, Check) else self.prepare(check)
         host = prepared.spec.target.host
         await self.limits.acquire(host)
         watch = self.watch
         mark = 0.0 if watch is None else watch.blocked
         try:
-            result = await run_prepared(prepared, self.cpu_budget)
+            result = await run_prepared(prepared, self.cpu_budget, loop)
         finally:
             self.limits.release(host)
         if watch is not None and result.state is State.DOWN:

@@ -29,22 +29,33 @@ log = logging.getLogger("lvscheck.engine")
 DIRECTOR_FAULTS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
-async def run_prepared(check: Check, cpu_budget: float | None = None) -> Result:
+async def run_prepared(
+    check: Check, cpu_budget: float | None = None, loop: asyncio.AbstractEventLoop | None = None
+) -> Result:
     """Run ``check`` once; return its result.  Never raises except ``CancelledError``.
 
     ``cpu_budget``: seconds of loop time the check may use (:mod:`.cpumeter`); past it the
     check is cut off and down.  ``None``: not metered.
+    ``loop``: the running loop, if the caller has it (the daemon's scheduler does): on CPython
+    3.11 every ``asyncio.get_running_loop()`` is a ``getpid`` syscall, and a check would make four.
     """
     started = time.perf_counter()
+    loop = loop or asyncio.get_running_loop()
     target = check.spec.target
     assert check.port is not None  # Check.prepare guarantees it
     if target.mark and target.via:  # through the VIP (docs/via-vip.md)
         probe = Probe(
-            target.via, check.port, check.timeout, check.connect_timeout, mark=target.mark, real=target.host
+            target.via,
+            check.port,
+            check.timeout,
+            check.connect_timeout,
+            mark=target.mark,
+            real=target.host,
+            loop=loop,
         )
     else:
-        probe = Probe(target.host, check.port, check.timeout, check.connect_timeout)
-    deadline = _Deadline(probe)
+        probe = Probe(target.host, check.port, check.timeout, check.connect_timeout, loop=loop)
+    deadline = _Deadline(probe, loop)
     try:
         try:
             if cpu_budget is None:
@@ -122,8 +133,8 @@ class _Deadline:
 
     AGAIN = 0.01
 
-    def __init__(self, probe: Probe) -> None:
-        task = asyncio.current_task()
+    def __init__(self, probe: Probe, loop: asyncio.AbstractEventLoop) -> None:
+        task = asyncio.current_task(loop)
         assert task is not None
         self._task = task
         self._probe = probe
@@ -132,8 +143,9 @@ class _Deadline:
         self.fired = False
         self.phase = ""  # what the check was waiting for when the deadline hit
         self.why: str | None = None  # the check was cut off before its deadline: why
-        self._loop = asyncio.get_running_loop()
-        self._handle: asyncio.TimerHandle | None = self._loop.call_at(probe.deadline, self._expire)
+        self._loop = loop
+        # call_later, not call_at(probe.deadline): uvloop's call_at reads the clock twice
+        self._handle: asyncio.TimerHandle | None = loop.call_later(probe.timeout, self._expire)
 
     def _expire(self) -> None:
         if not self.fired:

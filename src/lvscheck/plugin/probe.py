@@ -36,17 +36,28 @@ class Probe:
     )
 
     def __init__(
-        self, host: str, port: int, timeout: float, connect_timeout: float, *, mark: int = 0, real: str = ""
+        self,
+        host: str,
+        port: int,
+        timeout: float,
+        connect_timeout: float,
+        *,
+        mark: int = 0,
+        real: str = "",
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         """``mark`` (with ``host`` the VIP and ``real`` the real's address): every socket
-        to ``host`` or ``real`` goes to ``host`` with ``SO_MARK`` = ``mark`` (docs/via-vip.md)."""
+        to ``host`` or ``real`` goes to ``host`` with ``SO_MARK`` = ``mark`` (docs/via-vip.md).
+
+        ``loop``: the running loop, when the caller has it at hand (each
+        ``asyncio.get_running_loop()`` is a ``getpid`` syscall on CPython 3.11)."""
         self.host = host
         self.port = port
         self.mark = mark
         self.real = real
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop or asyncio.get_running_loop()
         self.deadline = self._loop.time() + timeout
         self.phase = "starting"
         self._closeables: list[Any] = []
@@ -74,9 +85,10 @@ class Probe:
             self.phase = f"connecting to {_hostport(host, port)} (through the VIP to {self.real})"
             opened = self._marked_connection(port, limit)
         else:
-            opened = asyncio.open_connection(host, port, limit=limit)
-        if self.connect_timeout >= self.remaining():
+            opened = self._open_stream(limit, host, port)
+        if self.connect_timeout >= self.timeout or self.connect_timeout >= self.remaining():
             # the check's own deadline comes first: a second timer would cost CPU on every check
+            # (and ``timeout`` first: reading the clock is a syscall where there is no vDSO)
             reader, writer = await opened
         else:
             try:
@@ -127,7 +139,25 @@ class Probe:
         except BaseException:
             sock.close()
             raise
-        return await asyncio.open_connection(sock=sock, limit=limit)
+        return await self._open_stream(limit, sock=sock)
+
+    async def _open_stream(
+        self, limit: int, host: str = "", port: int = 0, *, sock: socket.socket | None = None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """``asyncio.open_connection`` on the loop at hand (it would look the loop up again)."""
+        loop = self._loop
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        if sock is None:
+            transport, _ = await loop.create_connection(lambda: protocol, host, port)
+        else:
+            transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
+        if hasattr(transport, "max_size"):
+            # asyncio's selector transport receives into a new 256 KiB bytes object: above glibc's
+            # mmap threshold, so every response cost mmap, mremap and munmap (3 syscalls a check);
+            # at ``limit`` (64 KiB) it comes from the heap.  (uvloop reads into its own buffer.)
+            transport.max_size = min(transport.max_size, limit)
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
     def _marked_socket(self, kind: int) -> socket.socket:
         """A non-blocking socket with ``SO_MARK`` = :attr:`mark`, bound to the director's address
