@@ -82,8 +82,10 @@ def write_config(path: Path, reals: int, port: int, interval: float, check: str,
 
 
 @contextlib.contextmanager
-def nginx(d: Path, workers: int = 1, cpus: str = "1") -> Iterator[int]:
-    """nginx serving ``/test.html`` ("Still alive") from ``d``; yields its port (``cpus``: taskset list)."""
+def nginx(d: Path, workers: int = 1, cpus: str = "1", servers: str = "") -> Iterator[int]:
+    """nginx serving ``/test.html`` ("Still alive") from ``d``; yields its port (``cpus``: taskset list).
+
+    ``servers``: more ``server { ... }`` blocks for its ``http`` section (e.g. a ``stub_status``)."""
     port = free_port()
     (d / "root").mkdir(exist_ok=True)
     (d / "root" / "test.html").write_text("Still alive\n")
@@ -100,6 +102,7 @@ http {{
     client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
     server {{ listen 0.0.0.0:{port} backlog=4096; allow 127.0.0.0/8; deny all; root {d}/root; }}
+    {servers}
 }}
 """)
     binary = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -17,14 +17,13 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from _daemon import cpu_seconds, free_port
+from _daemon import cpu_seconds, daemon, free_port, nginx
 
 
 def write_config(path: Path, reals: int, virtuals: int, port: int, interval: float, share: bool) -> None:
@@ -50,21 +49,15 @@ def accepts(status_port: int) -> int:
 
 
 def run(d: Path, cf: Path, status_port: int, warmup: float, seconds: float) -> dict[str, float]:
-    from lvscheck.daemon.control import query
-
-    sock = d / "ctl.sock"
-    sock.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "lvscheck", "daemon", "--config", str(cf), "--ipvs", "none"]
-    argv += ["--control", str(sock), "--reconcile", "0", "--log-level", "warning"]
-    with open(d / "daemon.log", "ab") as log:
-        daemon = subprocess.Popen(argv, stderr=log)
-    try:
-        while not sock.exists():
-            time.sleep(0.1)
+    # unpinned, no metrics port, --loop auto and --max-in-flight 512 (the daemon's defaults),
+    # as this bench always ran it
+    extra = ("--max-in-flight", "512")
+    with daemon(d, cf, cpus="", loop="auto", metrics=False, extra=extra) as dm:
+        dm.wait_for_socket()
         time.sleep(warmup)
-        s0, a0, c0, t0 = query(str(sock)), accepts(status_port), cpu_seconds(daemon.pid), time.monotonic()
+        s0, a0, c0, t0 = dm.query(), accepts(status_port), cpu_seconds(dm.pid), time.monotonic()
         time.sleep(seconds)
-        s1, a1, c1, t1 = query(str(sock)), accepts(status_port), cpu_seconds(daemon.pid), time.monotonic()
+        s1, a1, c1, t1 = dm.query(), accepts(status_port), cpu_seconds(dm.pid), time.monotonic()
         up = sum(r["state"] == "up" for v in s1["virtuals"] for r in v["reals"])
         return {
             "accepted/s": (a1 - a0) / (t1 - t0),
@@ -72,9 +65,31 @@ def run(d: Path, cf: Path, status_port: int, warmup: float, seconds: float) -> d
             "cpu %": (c1 - c0) / (t1 - t0) * 100,
             "up": up,
         }
-    finally:
-        daemon.terminate()
-        daemon.wait(30)
+
+
+def rounds(args: argparse.Namespace, d: Path, port: int, status_port: int) -> None:
+    """Shared and separate probes, A B A B, one line per run."""
+    slots = args.reals * args.virtuals
+    print(
+        f"{args.reals} reals x {args.virtuals} virtuals = {slots} (virtual, real) pairs, connect checks, "
+        f"interval {args.interval:g} s; load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"expected: {slots / args.interval:.0f} probes/s without sharing, "
+        f"{args.reals / args.interval:.0f} with"
+    )
+    warmup = args.interval * 2
+    for r in range(args.rounds):
+        for share in (True, False):
+            cf = d / f"bench-{share}.cf"
+            write_config(cf, args.reals, args.virtuals, port, args.interval, share)
+            got = run(d, cf, status_port, warmup, args.seconds)
+            label = "shared  " if share else "separate"
+            print(
+                f"round {r + 1} {label} nginx accepted {got['accepted/s']:7.1f}/s  daemon checks "
+                f"{got['checks/s']:7.1f}/s  daemon CPU {got['cpu %']:5.1f} %  reals up {got['up']:.0f}"
+            )
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
 def main() -> int:
@@ -85,52 +100,13 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     d = Path(tempfile.mkdtemp(prefix="lvscheck-bench-"))
-    port, status_port = free_port(), free_port()
-    user = "user root;" if os.geteuid() == 0 else ""
-    (d / "nginx.conf").write_text(f"""
-{user}
-worker_processes 1;
-worker_rlimit_nofile 65536;
-pid {d}/nginx.pid;
-error_log {d}/error.log error;
-events {{ worker_connections 16384; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-    server {{ listen 0.0.0.0:{port} backlog=4096; allow 127.0.0.0/8; deny all; }}
-    server {{ listen 127.0.0.1:{status_port}; location = /status {{ stub_status; }} }}
-}}
-""")
-    ng = subprocess.Popen([nginx, "-c", str(d / "nginx.conf"), "-p", str(d), "-g", "daemon off;"])
+    status_port = free_port()
+    status = f"server {{ listen 127.0.0.1:{status_port}; location = /status {{ stub_status; }} }}"
     try:
-        time.sleep(0.5)
-        slots = args.reals * args.virtuals
-        print(
-            f"{args.reals} reals x {args.virtuals} virtuals = {slots} (virtual, real) pairs, connect checks, "
-            f"interval {args.interval:g} s; load average {os.getloadavg()[0]:.2f}"
-        )
-        print(
-            f"expected: {slots / args.interval:.0f} probes/s without sharing, "
-            f"{args.reals / args.interval:.0f} with"
-        )
-        warmup = args.interval * 2
-        for r in range(args.rounds):
-            for share in (True, False):
-                cf = d / f"bench-{share}.cf"
-                write_config(cf, args.reals, args.virtuals, port, args.interval, share)
-                got = run(d, cf, status_port, warmup, args.seconds)
-                label = "shared  " if share else "separate"
-                print(
-                    f"round {r + 1} {label} nginx accepted {got['accepted/s']:7.1f}/s  daemon checks "
-                    f"{got['checks/s']:7.1f}/s  daemon CPU {got['cpu %']:5.1f} %  reals up {got['up']:.0f}"
-                )
-        print(f"load average at end: {os.getloadavg()[0]:.2f}")
+        with nginx(d, cpus="", servers=status) as port:
+            rounds(args, d, port, status_port)
     finally:
-        ng.terminate()
-        ng.wait(10)
         shutil.rmtree(d, ignore_errors=True)
     return 0
 

@@ -22,6 +22,7 @@ healthy reals after their first up (must be 0), hostile reals ever up (must be 0
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -35,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _daemon import free_port
+from _daemon import cpu_seconds, daemon, nginx, rss_mb, runqueue_wait_s
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -54,46 +55,6 @@ HOSTILE = {
     "http-endless-body": 2,
     "http-chunk-overflow": 2,
 }
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def runqueue_wait_s(pid: int) -> float:
-    """Seconds the daemon's threads were runnable but waiting for a CPU (the machine's other load)."""
-    return (
-        sum(int((t / "schedstat").read_text().split()[1]) for t in Path(f"/proc/{pid}/task").iterdir()) / 1e9
-    )
-
-
-def start_nginx(d: Path, port: int) -> subprocess.Popen[bytes]:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    (d / "root").mkdir()
-    (d / "root" / "test.html").write_text("Still alive\n")
-    user = "user root;" if os.geteuid() == 0 else ""
-    (d / "nginx.conf").write_text(f"""
-{user}
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log error;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-    server {{ listen 0.0.0.0:{port} backlog=1024; allow 127.0.0.0/8; deny all; root {d}/root; }}
-}}
-""")
-    return subprocess.Popen([nginx, "-c", str(d / "nginx.conf"), "-p", str(d), "-g", "daemon off;"])
 
 
 _SERVICE = {"pgsql": "pgsql", "ldap": "ldap", "mysql": "mysql", "smtp": "smtp", "http": "http"}
@@ -126,44 +87,20 @@ def write_config(path: Path, healthy: list[str], nginx_port: int, hostile: dict[
     path.write_text("\n".join(lines))
 
 
-def status_rtt(sock: str) -> tuple[float, dict[str, Any]]:
-    from lvscheck.daemon.control import query
-
-    t0 = time.perf_counter()
-    answer = query(sock)
-    return time.perf_counter() - t0, answer
-
-
 def one_run(
     d: Path, cf: Path, seconds: float, warmup: float, healthy: set[str], label: str
 ) -> dict[str, Any]:
-    sock = d / f"ctl-{time.monotonic_ns()}.sock"
     events = d / "events.jsonl"
     events.unlink(missing_ok=True)
-    log = open(d / "daemon.log", "ab")  # noqa: SIM115 - closed below
-    daemon = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "lvscheck", "daemon", "--config", str(cf), "--ipvs", "none"),
-            *(
-                "--control",
-                str(sock),
-                "--event-log",
-                str(events),
-                "--reconcile",
-                "0",
-                "--log-level",
-                "warning",
-            ),
-        ],
-        stderr=log,
-    )
-    try:
-        end = time.monotonic() + 30
-        while not sock.exists() and time.monotonic() < end:
-            time.sleep(0.05)
+    # unpinned, no metrics port, --loop auto and --max-in-flight 512 (the daemon's defaults),
+    # as this soak always ran it
+    extra = ("--event-log", str(events), "--max-in-flight", "512")
+    with daemon(d, cf, cpus="", loop="auto", metrics=False, extra=extra) as dm:
+        with contextlib.suppress(SystemExit):  # no socket within 30 s: measured (and failing) all the same
+            dm.wait_for_socket(timeout=30)
         time.sleep(warmup)
-        rss_start = rss_mb(daemon.pid)
-        cpu0, wait0, t_start = cpu_s(daemon.pid), runqueue_wait_s(daemon.pid), time.monotonic()
+        rss_start = rss_mb(dm.pid)[0]
+        cpu0, wait0, t_start = cpu_seconds(dm.pid), runqueue_wait_s(dm.pid), time.monotonic()
         rtts: list[float] = []
         rss_max = rss_start
         hostile_up: set[str] = set()
@@ -172,32 +109,28 @@ def one_run(
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             if time.monotonic() >= next_sample:
-                series.append(round(rss_mb(daemon.pid), 1))
+                series.append(round(rss_mb(dm.pid)[0], 1))
                 next_sample += max(5.0, seconds / 12)
-            rtt, answer = status_rtt(str(sock))
+            rtt, answer = dm.timed()
             rtts.append(rtt)
-            rss_max = max(rss_max, rss_mb(daemon.pid))
+            rss_max = max(rss_max, rss_mb(dm.pid)[0])
             for v in answer["virtuals"]:
                 for r in v["reals"]:
                     if r["real"].split(":")[0] not in healthy and r["state"] == "up":
                         hostile_up.add(r["real"])
             time.sleep(0.25)
-        rss_end = rss_mb(daemon.pid)
+        rss_end = rss_mb(dm.pid)[0]
         took = time.monotonic() - t_start
-        cpu_pct = 100 * (cpu_s(daemon.pid) - cpu0) / took
-        wait_pct = 100 * (runqueue_wait_s(daemon.pid) - wait0) / took
+        cpu_pct = 100 * (cpu_seconds(dm.pid) - cpu0) / took
+        wait_pct = 100 * (runqueue_wait_s(dm.pid) - wait0) / took
         t0 = time.monotonic()
-        daemon.send_signal(signal.SIGTERM)
+        dm.proc.send_signal(signal.SIGTERM)
         try:
-            rc: int | None = daemon.wait(30)
+            rc: int | None = dm.proc.wait(30)
         except subprocess.TimeoutExpired:
             rc = None
+            dm.proc.kill()
         stop_s = time.monotonic() - t0
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-        log.close()
     changes = 0
     first_up: set[str] = set()
     for line in events.read_text().splitlines() if events.exists() else ():
@@ -242,12 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     d = Path(tempfile.mkdtemp(prefix="lvscheck-soak-daemon-"))
-    port = free_port()
-    ng = start_nginx(d, port)
     healthy = [f"127.0.2.{i + 1}" for i in range(args.healthy)]
     rows = []
     try:
-        with serving_elsewhere(list(HOSTILE), copies=max(HOSTILE.values())) as ports:
+        with (
+            nginx(d, cpus="") as port,
+            serving_elsewhere(list(HOSTILE), copies=max(HOSTILE.values())) as ports,
+        ):
             hostile = {name: ports[name][:n] for name, n in HOSTILE.items()}
             cf = d / "soak.cf"
             write_config(cf, healthy, port, hostile)
@@ -268,8 +202,6 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 print(f"run {i + 1}: {json.dumps(row)}", flush=True)
     finally:
-        ng.send_signal(signal.SIGQUIT)
-        ng.wait(10)
         if rows:
             shutil.rmtree(d, ignore_errors=True)
         else:

@@ -26,12 +26,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,7 +41,7 @@ import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _daemon import cpu_seconds, free_port, write_config
+from _daemon import Daemon, cpu_seconds, daemon, nginx, write_config
 
 
 class Reader(threading.Thread):
@@ -183,44 +183,29 @@ def main() -> int:
         cpu_only(args.reals)
         return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # (timeout, kill): still stop nginx and the daemon
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     d = Path(tempfile.mkdtemp(prefix="lvscheck-bench-page-"))
-    port = free_port()
-    (d / "root").mkdir()
-    (d / "root" / "test.html").write_text("Still alive\n")
-    user = "user root;" if os.geteuid() == 0 else ""
-    (d / "nginx.conf").write_text(f"""
-{user}
-worker_processes 1;
-worker_rlimit_nofile 65536;
-pid {d}/nginx.pid;
-error_log {d}/error.log error;
-events {{ worker_connections 16384; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-    server {{ listen 0.0.0.0:{port} backlog=4096; allow 127.0.0.0/8; deny all; root {d}/root; }}
-}}
-""")
-    ng = subprocess.Popen(
-        ["taskset", "-c", "1", nginx, "-c", str(d / "nginx.conf"), "-p", str(d), "-g", "daemon off;"]
-    )
-    cf = d / "bench.cf"
-    write_config(cf, args.reals, port, args.interval, args.check)
-    hport = free_port()
-    sock = d / "ctl.sock"
-    time.sleep(0.5)
-    argv = [sys.executable, "-m", "lvscheck", "daemon", "--config", str(cf), "--ipvs", "none"]
-    argv += ["--control", str(sock), "--metrics", f"127.0.0.1:{hport}", "--state-dir", str(d / "state")]
-    argv += ["--reconcile", "0", "--max-in-flight", "1024", "--log-level", "warning"]
-    daemon = subprocess.Popen(["taskset", "-c", "0", *argv], stderr=open(d / "daemon.log", "wb"))  # noqa: SIM115
-    os.sched_setaffinity(0, {1})  # this script, its readers and the browser: core 1
+    try:
+        with contextlib.ExitStack() as stack:
+            port = stack.enter_context(nginx(d, cpus="1"))
+            cf = d / "bench.cf"
+            write_config(cf, args.reals, port, args.interval, args.check)
+            # --loop auto and --max-in-flight 512: the daemon's own defaults, as this bench always ran it
+            extra = ("--max-in-flight", "512", "--state-dir", str(d / "state"))
+            dm = stack.enter_context(daemon(d, cf, cpus="0", loop="auto", extra=extra))
+            os.sched_setaffinity(0, {1})  # this script, its readers and the browser: core 1
+            dm.wait_for_socket()
+            measure(args, dm, d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return 0
+
+
+def measure(args: argparse.Namespace, dm: Daemon, d: Path) -> None:
+    """Prints the render, bytes and CPU figures of the running daemon."""
+    hport = dm.metrics_port
     url = f"http://127.0.0.1:{hport}/"
     readers: list[Reader] = []
     try:
-        while not sock.exists():
-            time.sleep(0.1)
         time.sleep(args.warmup)
         load = [os.getloadavg()]
         raw = urllib.request.urlopen(url + "status.json", timeout=30).read()
@@ -239,7 +224,7 @@ http {{
                 r.start()
             time.sleep(2.0)  # the snapshot is sent; measure the steady state
             page0 = json.loads(urllib.request.urlopen(url + "status.json", timeout=30).read())["page"]
-            cpu[n].append(daemon_cpu(daemon.pid, args.window))
+            cpu[n].append(daemon_cpu(dm.pid, args.window))
             page1 = json.loads(urllib.request.urlopen(url + "status.json", timeout=30).read())["page"]
             if n:
                 ticks = page1["ticks"] - page0["ticks"]
@@ -283,12 +268,6 @@ http {{
     finally:
         for r in readers:
             r.stop.set()
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(30)
-        ng.send_signal(signal.SIGQUIT)
-        ng.wait(10)
-        shutil.rmtree(d, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":
