@@ -100,7 +100,7 @@ def test_start_returns_when_every_real_is_decided(good: RealNginx, silent: int, 
         # the silent real is decided only when its check times out (checktimeout=2)
         assert took >= 2.0, f"start returned after {took:.2f} s, before the silent real's check ended"
         assert (tmp_path / "d.ready").exists()
-        assert ask(tmp_path / "ctl.sock", "ready") == {"ready": True, "undecided": 0}
+        assert ask(tmp_path / "ctl.sock", "ready") == {"ready": True, "undecided": 0, "reloads": 0}
         status = ask(tmp_path / "ctl.sock", "status")
         assert status["ready"] is True
         reals = {r["real"]: r for v in status["virtuals"] for r in v["reals"]}  # type: ignore[attr-defined]
@@ -132,7 +132,7 @@ def test_start_is_bounded_by_the_operation_timeout(silent: int, tmp_path: Path) 
         assert out.returncode == OCF_SUCCESS, out.stdout + out.stderr
         assert took < 5.0, f"start took {took:.2f} s with a 5 s timeout"
         assert "still undecided" in out.stderr
-        assert ask(tmp_path / "ctl.sock", "ready") == {"ready": False, "undecided": 1}
+        assert ask(tmp_path / "ctl.sock", "ready") == {"ready": False, "undecided": 1, "reloads": 0}
     finally:
         agent("stop", tmp_path, cf)
 

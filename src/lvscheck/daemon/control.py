@@ -6,7 +6,7 @@
   writes one line and reads one JSON document: ``status``, ``ready``, ``reload``, or a JSON
   action (``{"action": "drain", ...}``, see :mod:`lvscheck.daemon.actions`);
   ``lvscheck status``/``drain``/``undrain``/``maintenance`` are that client.  ``ready``
-  answers ``{"ready": true|false, "undecided": N}``: true once every real has been decided
+  answers ``{"ready": true|false, "undecided": N, "reloads": N}``: true once every real has been decided
   by a check and that table is written (the OCF agent's monitor asks it).
 * HTTP: the status page, ``/status.json``, ``/metrics`` (:mod:`lvscheck.web.server`).
 """
