@@ -213,7 +213,10 @@ def test_kill_9_and_restart_never_drains_a_healthy_real(daemon: Daemon) -> None:
 
     def decided() -> bool:
         """Every real has had RISE checks in the new daemon and it calls them up."""
-        virtuals = daemon.status()["virtuals"]
+        try:
+            virtuals = daemon.status()["virtuals"]
+        except OSError:  # the restarted daemon is not listening yet (its old socket file is there)
+            return False
         assert isinstance(virtuals, list)
         return all(r["checks"] >= RISE and r["state"] == "up" for v in virtuals for r in v["reals"])
 

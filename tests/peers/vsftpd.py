@@ -100,7 +100,8 @@ def start_vsftpd(workdir: Path, *, active: bool = False) -> Iterator[Vsftpd]:
                     "pasv_enable=YES",
                     "pasv_address=127.0.0.1",
                     f"pasv_min_port={pasv}",
-                    f"pasv_max_port={pasv}",
+                    # a range: two clients in PASV at once (ldirectord beside lvscheck) each need a port
+                    f"pasv_max_port={min(pasv + 31, 65535)}",
                     f"port_enable={'YES' if active else 'NO'}",
                     f"vsftpd_log_file={workdir / 'vsftpd.log'}",
                     "xferlog_enable=NO",

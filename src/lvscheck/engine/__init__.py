@@ -33,7 +33,7 @@ class Engine:
         max_in_flight: int = 512,
         per_host: int = 8,
         on_result: Callable[[Result], None] | None = None,
-        cpu_budget: float | None = CPU_BUDGET,
+        cpu_budget: float | None = None,
     ) -> None:
         self.plugins = plugins or default_host()
         self.limits = Limits(max_in_flight, per_host)

@@ -33,7 +33,8 @@ from typing import Any, Generic, TypeVar
 
 __all__ = ["CPU_BUDGET", "Meter", "Metered", "charging", "current"]
 
-#: Seconds of loop time one check run may use by default.
+#: Seconds of loop time one check run may use, where the meter is turned on (off by default:
+#: the wall clock of a step also counts other processes' time on a busy machine; docs/hostile.md).
 CPU_BUDGET = 0.5
 
 T = TypeVar("T")
