@@ -16,10 +16,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tests.daemon.running import run_with, until
+from tests.daemon.running import run_with, until, virtual
 from tests.peers import free_port
 from tests.peers.nginx import RealNginx
 
@@ -48,37 +49,16 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 def config(port: int, hosts: tuple[str, ...], weight: int = 5, down: str = "") -> Config:
     """One virtual with a real per host; ``down``: a host whose check asks for a missing page."""
-    reals = tuple(RealServer(h, port, "masq", weight, line=2 + i) for i, h in enumerate(hosts))
-    v = VirtualService(
-        line=1,
-        ipv6=False,
-        protocol="tcp",
-        address="10.9.7.1",
-        port=80,
-        fwmark=None,
-        service="http",
-        service_inferred=False,
-        options={"request": "/test.html", "receive": "Still alive"},
-        checktimeout=1,
-        negotiatetimeout=1,
-        failurecount=2,
-        quiescent=True,
-        reals=reals,
-        lvscheck=LvscheckSettings(rise=1, interval=0.3, fastinterval=0.1, jitter=0.1),
+    settings = LvscheckSettings(rise=1, interval=0.3, fastinterval=0.1, jitter=0.1)
+    v = replace(
+        virtual("10.9.7.1", [], lvscheck=settings),
+        reals=tuple(RealServer(h, port, "masq", weight, line=2 + i) for i, h in enumerate(hosts)),
     )
     extra: tuple[VirtualService, ...] = ()
     if down:
-        extra = (
-            VirtualService(
-                **{
-                    **{f: getattr(v, f) for f in v.__dataclass_fields__},
-                    "address": "10.9.7.2",
-                    "options": {"request": "/missing.html", "receive": "Still alive"},
-                    "reals": (RealServer(down, port, "masq", weight, line=20),),
-                    "line": 19,
-                }
-            ),
-        )
+        missing = {"request": "/missing.html", "receive": "Still alive"}
+        reals = (RealServer(down, port, "masq", weight, line=20),)
+        extra = (replace(v, address="10.9.7.2", options=missing, reals=reals, line=19),)
     return Config("test.cf", virtuals=(v, *extra))
 
 
