@@ -16,18 +16,29 @@ which ldap3 wraps and the check unwraps):
   DNs only is a few hundred bytes; a root DSE entry a few KiB);
 * a first byte that is not a BER SEQUENCE, or a length of more than 4 bytes;
 * more than :data:`MAX_BYTES` or :data:`MAX_MESSAGES` over the whole connection
-  (endless entries: ldap3 decodes each in Python, about 20 us of CPU apiece).
+  (endless entries: ldap3 decodes each in Python, about 20 us of CPU apiece);
+* any ``recv`` once the worker thread has used more than the check's CPU budget
+  (:mod:`lvscheck.engine.cpumeter`) since its dialogue began: ldap3 decodes in the
+  worker thread, outside the event loop's meter, and a message of many tiny BER
+  elements costs about 1 ms of CPU per KiB (a 240 KiB one: 0.23 s), all while holding
+  the GIL.  The thread's own CPU clock is read once per ``recv`` (a handful per check);
+  it does not count time the thread waits for the server or for the GIL.  Together
+  with :data:`MAX_MESSAGE` (the most one message decode can overshoot), that bounds
+  the CPU a hostile LDAP server can cost.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from lvscheck.engine.cpumeter import reason as cpu_reason
 from lvscheck.plugin.check import size_text
 
 __all__ = ["MAX_BYTES", "MAX_MESSAGE", "MAX_MESSAGES", "CountedSocket", "Refused"]
 
-MAX_MESSAGE = 256 * 1024
+#: A bind or search response with DNs only is a few hundred bytes, a root DSE entry a few KiB.
+MAX_MESSAGE = 64 * 1024
 MAX_BYTES = 1024 * 1024
 #: A check reads a handful: StartTLS, bind, one entry, search done (and a referral or two).
 MAX_MESSAGES = 64
@@ -40,13 +51,22 @@ class Refused(OSError):
 class _Walk:
     """The message walk, kept across ``recv`` calls and across a StartTLS re-wrap."""
 
-    __slots__ = ("header", "messages", "skip", "total")
+    __slots__ = ("cpu_budget", "cpu_start", "header", "messages", "skip", "total")
 
-    def __init__(self) -> None:
+    def __init__(self, cpu_budget: float | None = None, cpu_start: float = 0.0) -> None:
         self.header = bytearray()  # a partial message header (tag, length octets)
         self.skip = 0  # bytes of the current message still to come
         self.total = 0
         self.messages = 0
+        self.cpu_budget = cpu_budget  # seconds of this thread's CPU the dialogue may use; None: no bound
+        self.cpu_start = cpu_start  # time.thread_time() when the dialogue began
+
+    def spend(self) -> None:
+        """Refuse to read on once this thread has used more CPU than the budget."""
+        if self.cpu_budget is not None:
+            used = time.thread_time() - self.cpu_start
+            if used > self.cpu_budget:
+                raise Refused(f"{cpu_reason(self.cpu_budget, used)} (parsing the LDAP messages)")
 
     def feed(self, data: bytes) -> None:
         self.total += len(data)
@@ -93,14 +113,17 @@ class _Walk:
 class CountedSocket:
     """Wraps a (TLS) socket: ``recv`` data is checked by the walk; everything else passes through."""
 
-    def __init__(self, sock: Any, walk: _Walk | None = None) -> None:
+    def __init__(
+        self, sock: Any, walk: _Walk | None = None, *, cpu_budget: float | None = None, cpu_start: float = 0.0
+    ) -> None:
         self.raw = sock
-        self.walk = walk or _Walk()
+        self.walk = walk or _Walk(cpu_budget, cpu_start)
         self.refused: str | None = None  # why the last recv was refused
 
     def recv(self, size: int) -> bytes:
-        data: bytes = self.raw.recv(size)
         try:
+            self.walk.spend()  # (the decoding of what the last recv completed is in it)
+            data: bytes = self.raw.recv(size)
             self.walk.feed(data)
         except Refused as exc:
             self.refused = str(exc)

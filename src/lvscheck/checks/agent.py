@@ -223,6 +223,7 @@ class AgentAssisted(Check):
         self.timeout = main.timeout
         self.connect_timeout = main.connect_timeout
         self.port = main.port
+        self.cpu_budget = main.cpu_budget
         self.secrets = main.secrets
         self.main = main
         self.agent = agent

@@ -13,6 +13,9 @@ pool (:data:`MAX_WORKERS` threads) behind the async ``probe``.  A stalled
 server cannot keep a worker past the check's deadline: every socket operation
 gets a timeout from the time left, and when the deadline hits the event loop
 shuts the worker's socket down, which ends any blocked ``recv`` at once.
+ldap3 decodes in the worker thread, outside the event loop's CPU meter: the guard
+in front of its socket (:mod:`._berguard`) reads the thread's own CPU clock at each
+``recv`` and refuses to read on past the check's CPU budget.
 
 docs/checks/ldap.md has the options and the exact operations.
 """
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from lvscheck.checks._db import PASSWORD_OPTIONS, nonempty, parse_text_regex, read_password
 from lvscheck.checks.tls import TLS_OPTIONS, context_from_options
+from lvscheck.engine import cpumeter
 from lvscheck.errors import CheckFailed, OptionError
 from lvscheck.markers import hookimpl
 from lvscheck.model import Option, Outcome
@@ -79,6 +83,8 @@ class _Job:
         self.conn: Any = None
         self.counted: Any = None  # the _berguard.CountedSocket ldap3 reads from
         self.tls_error: BaseException | None = None
+        self.cpu_budget: float | None = None  # the check's CPU budget (lvscheck.engine.cpumeter)
+        self.cpu_start = 0.0  # the worker thread's CPU clock when the dialogue began
         self.finished = False
         self.lock = threading.Lock()
 
@@ -156,6 +162,9 @@ class LdapCheck(Check):
 
     async def probe(self, probe: Probe) -> Outcome:
         job = _Job(probe, time.monotonic() + probe.remaining())
+        meter = cpumeter.current()  # (not in the worker thread: run_in_executor copies no context)
+        if meter is not None:
+            job.cpu_budget = meter.budget
         probe.track(job)
         probe.phase = "waiting for a free LDAP worker thread"
         loop = asyncio.get_running_loop()
@@ -167,6 +176,7 @@ class LdapCheck(Check):
         global _busy
         with _pool_lock:
             _busy += 1
+        job.cpu_start = time.thread_time()
         try:
             return self._talk(host, port, job)
         finally:
@@ -270,7 +280,10 @@ def _count(conn: Any, job: _Job) -> None:
 
     sock = conn.socket
     if sock is not None and not isinstance(sock, CountedSocket):
-        counted = job.counted.rewrap(sock) if job.counted is not None else CountedSocket(sock)
+        if job.counted is not None:
+            counted = job.counted.rewrap(sock)
+        else:
+            counted = CountedSocket(sock, cpu_budget=job.cpu_budget, cpu_start=job.cpu_start)
         job.counted = counted
         conn.socket = counted
 

@@ -46,6 +46,7 @@ def _fast_run_args(words: Sequence[str]) -> Any:
         weight=1,
         json=False,
         exit_codes="nagios",
+        check_cpu_budget=None,  # (--check-cpu-budget: argparse's road)
     )
     i = 0
     while i < len(words) and words[i] in ("-v", "--verbose"):

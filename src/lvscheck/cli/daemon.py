@@ -110,6 +110,9 @@ def add_arguments(daemon: argparse.ArgumentParser, status: argparse.ArgumentPars
     daemon.add_argument(
         "--per-host", type=Number(int, 1, 100_000), default=8, help="checks in flight per real host (8)"
     )
+    from lvscheck.cli.parser import add_cpu_budget
+
+    add_cpu_budget(daemon)
     daemon.add_argument(
         "--behind",
         type=Number(float, 0.01, 3600),
@@ -167,6 +170,7 @@ def command_daemon(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from lvscheck.cli.run import cpu_budget
     from lvscheck.daemon.director import Director, DirectorOptions
     from lvscheck.daemon.events import EventSink
     from lvscheck.daemon.sdnotify import notify
@@ -202,7 +206,7 @@ def command_daemon(args: argparse.Namespace) -> int:
     director = kind(
         args.config,
         backend,
-        engine=Engine(max_in_flight=args.max_in_flight, per_host=args.per_host),
+        engine=Engine(max_in_flight=args.max_in_flight, per_host=args.per_host, cpu_budget=cpu_budget(args)),
         events=events,
         options=DirectorOptions(
             reconcile=args.reconcile,

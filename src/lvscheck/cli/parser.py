@@ -15,7 +15,19 @@ from lvscheck.cli import EXIT_UNKNOWN
 from lvscheck.cli.argtypes import NonEmpty, Number
 from lvscheck.model import MAX_WEIGHT
 
-__all__ = ["build_parser"]
+__all__ = ["add_cpu_budget", "build_parser"]
+
+
+def add_cpu_budget(parser: argparse.ArgumentParser) -> None:
+    """``--check-cpu-budget SECONDS`` (``lvscheck run`` and ``lvscheck daemon``)."""
+    parser.add_argument(
+        "--check-cpu-budget",
+        type=Number(float, 0, 3600),
+        default=None,
+        metavar="S",
+        help="seconds of CPU one check may use before it is cut off and down (0.5; 0: no bound); "
+        "a check's cpubudget= option wins",
+    )
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -81,6 +93,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         help="configured weight of a healthy real (default 1)",
     )
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a status line")
+    add_cpu_budget(run)
     run.add_argument(
         "--exit-codes",
         choices=("nagios", "misc-dynamic"),

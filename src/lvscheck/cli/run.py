@@ -11,7 +11,17 @@ from lvscheck.errors import OptionError, UsageError
 if TYPE_CHECKING:
     import argparse
 
-__all__ = ["command_run", "parse_options"]
+__all__ = ["command_run", "cpu_budget", "parse_options"]
+
+
+def cpu_budget(args: argparse.Namespace) -> float | None:
+    """``--check-cpu-budget``: the engine's CPU budget per check (0: none; not given: the default)."""
+    from lvscheck.engine import CPU_BUDGET
+
+    given: float | None = getattr(args, "check_cpu_budget", None)
+    if given is None:
+        return CPU_BUDGET
+    return given or None
 
 
 def parse_options(words: list[str]) -> dict[str, str]:
@@ -44,8 +54,10 @@ def command_run(args: argparse.Namespace, parser: argparse.ArgumentParser | None
         raise UsageError(f"--weight {args.weight}: expected 0..{MAX_WEIGHT}")
     spec = CheckSpec(args.check, Target(host, port, weight=args.weight), parse_options(args.options))
 
+    budget = cpu_budget(args)
+
     async def one() -> object:
-        engine = Engine()
+        engine = Engine(cpu_budget=budget)
         return await engine.run(engine.prepare(spec))
 
     result = asyncio.run(one())

@@ -106,9 +106,10 @@ def command_run_config(args: argparse.Namespace) -> int:
     progress = _Progress(len(to_run))
 
     async def round_() -> list[Any]:
+        from lvscheck.cli.run import cpu_budget
         from lvscheck.engine import Engine
 
-        engine = Engine(on_result=progress)
+        engine = Engine(on_result=progress, cpu_budget=cpu_budget(args))
         return await engine.run_many(to_run)
 
     try:

@@ -146,6 +146,7 @@ class Director:
             max_in_flight=limits.total,
             per_host=limits.per_host,
             loop=self.options.worker_loop,
+            cpu_budget=self.engine.cpu_budget,
         )
 
     @property

@@ -33,14 +33,15 @@ class Engine:
         max_in_flight: int = 512,
         per_host: int = 8,
         on_result: Callable[[Result], None] | None = None,
-        cpu_budget: float | None = None,
+        cpu_budget: float | None = CPU_BUDGET,
     ) -> None:
         self.plugins = plugins or default_host()
         self.limits = Limits(max_in_flight, per_host)
         self._on_result = on_result
         self._observe = self.plugins.has_check_done_observers()
         self.watch: LoopWatch | None = None
-        #: seconds of loop time one check may use (:mod:`.cpumeter`); None: not metered
+        #: seconds of CPU one check may use (:mod:`.cpumeter`; a check's ``cpubudget=`` wins);
+        #: None or 0: not metered
         self.cpu_budget = cpu_budget
 
     def prepare(self, spec: CheckSpec) -> Check:

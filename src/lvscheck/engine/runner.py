@@ -34,8 +34,9 @@ async def run_prepared(
 ) -> Result:
     """Run ``check`` once; return its result.  Never raises except ``CancelledError``.
 
-    ``cpu_budget``: seconds of loop time the check may use (:mod:`.cpumeter`); past it the
-    check is cut off and down.  ``None``: not metered.
+    ``cpu_budget``: seconds of CPU the check may use (:mod:`.cpumeter`); past it the check is
+    cut off and down.  ``None`` or 0: not metered.  The check's own ``cpubudget=`` option,
+    when given, wins.
     ``loop``: the running loop, if the caller has it (the daemon's scheduler does): on CPython
     3.11 every ``asyncio.get_running_loop()`` is a ``getpid`` syscall, and a check would make four.
     """
@@ -58,10 +59,13 @@ async def run_prepared(
     deadline = _Deadline(probe, loop)
     try:
         try:
-            if cpu_budget is None:
+            budget = check.cpu_budget
+            if budget is None:
+                budget = cpu_budget
+            if not budget:
                 outcome = await check.probe(probe)
             else:
-                metered = Metered(check.probe(probe), Meter(cpu_budget, deadline.cut))
+                metered = Metered(check.probe(probe), Meter(budget, deadline.cut))
                 token = metered.enter()
                 try:
                     outcome = await metered

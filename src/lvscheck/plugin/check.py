@@ -25,6 +25,7 @@ __all__ = [
     "Check",
     "parse_bool",
     "parse_choice",
+    "parse_cpu_budget",
     "parse_port",
     "parse_regex",
     "parse_seconds",
@@ -55,6 +56,17 @@ def parse_seconds(text: str) -> float:
         raise ValueError("expected a number of seconds such as 3 or 0.5") from None
     if not 0 < value <= 3600:
         raise ValueError("expected a number of seconds above 0 and at most 3600")
+    return value
+
+
+def parse_cpu_budget(text: str) -> float:
+    """``cpubudget=``: seconds of CPU, 0 (no bound) up to 3600."""
+    try:
+        value = float(text.strip().removesuffix("s"))
+    except ValueError:
+        raise ValueError("expected seconds of CPU such as 0.5 (0: no bound)") from None
+    if not 0 <= value <= 3600:  # (NaN fails too)
+        raise ValueError("expected seconds of CPU 0..3600 such as 0.5 (0: no bound)")
     return value
 
 
@@ -133,6 +145,12 @@ COMMON_OPTIONS: tuple[Option, ...] = (
         parse_seconds,
     ),
     Option("connecttimeout", "seconds allowed for the TCP connect alone", None, parse_seconds),
+    Option(
+        "cpubudget",
+        "seconds of CPU the check may use before it is cut off (default: the engine's, 0.5; 0: no bound)",
+        None,
+        parse_cpu_budget,
+    ),
 )
 
 
@@ -153,6 +171,8 @@ class Check:
     #: Which option bounds the whole check first: ldirectord uses checktimeout for
     #: connect-type checks and negotiatetimeout for protocol dialogues.
     timeout_option: ClassVar[str] = "negotiatetimeout"
+    #: Seconds of CPU this check may use (``cpubudget=``; 0: no bound); None: the engine's.
+    cpu_budget: float | None = None
 
     def __init__(self, spec: CheckSpec, opts: Mapping[str, Any]) -> None:
         self.spec = spec
@@ -160,6 +180,7 @@ class Check:
         self.timeout: float = self._total_timeout(opts)
         self.connect_timeout: float = min(opts["connecttimeout"] or self.timeout, self.timeout)
         self.port: int | None = opts["checkport"] or spec.target.port or self.default_port
+        self.cpu_budget = opts["cpubudget"]
         self.secrets: tuple[str, ...] = tuple(
             str(spec.options[o.name]) for o in self.all_options() if o.secret and spec.options.get(o.name)
         )

@@ -131,10 +131,10 @@ class Worker:
             gc.freeze()
 
 
-async def serve(fd: int, max_in_flight: int, per_host: int) -> None:
+async def serve(fd: int, max_in_flight: int, per_host: int, cpu_budget: float | None = None) -> None:
     sock = socket.socket(fileno=fd)
     reader, writer = await asyncio.open_connection(sock=sock)
-    worker = Worker(writer, Engine(max_in_flight=max_in_flight, per_host=per_host))
+    worker = Worker(writer, Engine(max_in_flight=max_in_flight, per_host=per_host, cpu_budget=cpu_budget))
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
@@ -158,6 +158,7 @@ async def _read(reader: asyncio.StreamReader, worker: Worker) -> None:
 
 def main(argv: list[str]) -> int:
     fd, max_in_flight, per_host, loop_name = int(argv[0]), int(argv[1]), int(argv[2]), argv[3]
+    cpu_budget = float(argv[4]) if len(argv) > 4 else 0.0  # lvscheck.engine.cpumeter; 0: off
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
@@ -168,7 +169,7 @@ def main(argv: list[str]) -> int:
         import uvloop
 
         runner = uvloop.run
-    runner(serve(fd, max_in_flight, per_host))
+    runner(serve(fd, max_in_flight, per_host, cpu_budget or None))
     return 0
 
 

@@ -80,12 +80,14 @@ class WorkerPool:
         max_in_flight: int = 512,
         per_host: int = 8,
         loop: str = "asyncio",
+        cpu_budget: float | None = None,
     ) -> None:
         self.count = max(1, count)
         self.on_result = on_result
         self.max_in_flight = max(1, max_in_flight // self.count)
         self.per_host = per_host
         self.loop_name = loop
+        self.cpu_budget = cpu_budget  # each worker's engine's (lvscheck.engine.cpumeter; None: off)
         self.lag = LagStats()
         self.watch = LoopWatch()  # this process's loop (results, reloads); each worker watches its own
         self.checks = 0
@@ -210,6 +212,7 @@ class WorkerPool:
                     str(self.max_in_flight),
                     str(self.per_host),
                     self.loop_name,
+                    repr(self.cpu_budget or 0.0),
                 ],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
