@@ -17,14 +17,15 @@ which ldap3 wraps and the check unwraps):
 * a first byte that is not a BER SEQUENCE, or a length of more than 4 bytes;
 * more than :data:`MAX_BYTES` or :data:`MAX_MESSAGES` over the whole connection
   (endless entries: ldap3 decodes each in Python, about 20 us of CPU apiece);
-* any ``recv`` once the worker thread has used more than the check's CPU budget
-  (:mod:`lvscheck.engine.cpumeter`) since its dialogue began: ldap3 decodes in the
-  worker thread, outside the event loop's meter, and a message of many tiny BER
+* any ``recv``, and any message ldap3 has just decoded (:meth:`CountedSocket.spend`,
+  called by the LDAP check), once the worker thread has used more than the check's CPU
+  budget (:mod:`lvscheck.engine.cpumeter`) since its dialogue began: ldap3 decodes in
+  the worker thread, outside the event loop's meter, and a message of many tiny BER
   elements costs about 1 ms of CPU per KiB (a 240 KiB one: 0.23 s), all while holding
-  the GIL.  The thread's own CPU clock is read once per ``recv`` (a handful per check);
-  it does not count time the thread waits for the server or for the GIL.  Together
-  with :data:`MAX_MESSAGE` (the most one message decode can overshoot), that bounds
-  the CPU a hostile LDAP server can cost.
+  the GIL.  The thread's own CPU clock is read once per ``recv`` and per message (a
+  handful per check); it does not count time the thread waits for the server or for
+  the GIL.  With :data:`MAX_MESSAGE` (one message's decoding is the most it can
+  overshoot), that bounds the CPU a hostile LDAP server can cost.
 """
 
 from __future__ import annotations
@@ -120,9 +121,17 @@ class CountedSocket:
         self.walk = walk or _Walk(cpu_budget, cpu_start)
         self.refused: str | None = None  # why the last recv was refused
 
+    def spend(self) -> None:
+        """Refuse (and say why) once the thread has used more CPU than the check's budget."""
+        try:
+            self.walk.spend()
+        except Refused as exc:
+            self.refused = str(exc)
+            raise
+
     def recv(self, size: int) -> bytes:
         try:
-            self.walk.spend()  # (the decoding of what the last recv completed is in it)
+            self.walk.spend()
             data: bytes = self.raw.recv(size)
             self.walk.feed(data)
         except Refused as exc:

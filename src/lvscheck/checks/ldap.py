@@ -284,8 +284,28 @@ def _count(conn: Any, job: _Job) -> None:
             counted = job.counted.rewrap(sock)
         else:
             counted = CountedSocket(sock, cpu_budget=job.cpu_budget, cpu_start=job.cpu_start)
+            if job.cpu_budget is not None:
+                _spend_per_message(conn.strategy, job)
         job.counted = counted
         conn.socket = counted
+
+
+def _spend_per_message(strategy: Any, job: _Job) -> None:
+    """Check the thread's CPU after ldap3 decodes each message (its costly step), not only per recv.
+
+    ldap3 decodes every message a ``recv`` completed before it reads again; without this,
+    a server that fills one read with many messages would get all of them decoded.
+    """
+    for name in ("decode_response_fast", "decode_response"):
+        decode = getattr(strategy, name)
+
+        def checked(message: Any, decode: Any = decode) -> Any:
+            counted = job.counted
+            if counted is not None:
+                counted.spend()
+            return decode(message)
+
+        setattr(strategy, name, checked)
 
 
 def _limit(conn: Any, job: _Job) -> None:
