@@ -47,11 +47,13 @@ async def main():
     engine = Engine()
     out = []
     for _ in range(int(sys.argv[2])):
-        result = await engine.run(CheckSpec(spec["check"], Target("127.0.0.1", spec["port"]), spec["options"]))
+        target = Target("127.0.0.1", spec["port"])
+        result = await engine.run(CheckSpec(spec["check"], target, spec["options"]))
         m = meters[-1]
         out.append({
-            "state": result.state.value, "reason": result.reason, "latency_ms": round(result.latency * 1000, 1),
-            "suspect": m.confirming, "wall_ms": round((m.wall if m.confirming else m.spent) * 1000, 1),
+            "state": result.state.value, "reason": result.reason,
+            "latency_ms": round(result.latency * 1000, 1), "suspect": m.confirming,
+            "wall_ms": round((m.wall if m.confirming else m.spent) * 1000, 1),
             "cpu_ms": round(m.spent * 1000, 1) if m.confirming else None,
         })
     print(json.dumps(out))
@@ -87,7 +89,7 @@ def run(spec: dict[str, object], checks: int) -> list[dict[str, object]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checks", type=int, default=5, help="checks per process (the first imports the driver)")
+    parser.add_argument("--checks", type=int, default=5, help="checks per process (1st: driver import)")
     parser.add_argument("--processes", type=int, default=3, help="fresh processes per case")
     parser.add_argument("--hogs", default="0,2", help="CPU-bound processes beside the checks, per case")
     args = parser.parse_args()
@@ -105,7 +107,11 @@ def main() -> int:
             "dns": {
                 "check": "dns",
                 "port": dns.port,
-                "options": {"request": "www.example.test A", "receive": r"^127\.0\.0\.9$", "checktimeout": "30"},
+                "options": {
+                    "request": "www.example.test A",
+                    "receive": r"^127\.0\.0\.9$",
+                    "checktimeout": "30",
+                },
             },
         }
         print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, budget 0.5 s, suspect after 0.1 s")
@@ -119,13 +125,15 @@ def main() -> int:
                             cpu = row["cpu_ms"]
                             if isinstance(cpu, float):
                                 worst = max(worst, cpu)
+                            suspect = f"  suspect: {cpu} ms of thread CPU charged" if row["suspect"] else ""
+                            verdict = "" if row["state"] == "up" else f"  ({row['reason']})"
                             print(
                                 f"hogs {count} {name:5} process {p + 1} check {i + 1}: {row['state']:4} "
-                                f"latency {row['latency_ms']:7.1f} ms  steps on the wall clock {row['wall_ms']:6.1f} ms"
-                                + (f"  suspect: {cpu} ms of thread CPU charged" if row["suspect"] else "")
-                                + ("" if row["state"] == "up" else f"  ({row['reason']})")
+                                f"latency {row['latency_ms']:7.1f} ms  "
+                                f"steps on the wall clock {row['wall_ms']:6.1f} ms{suspect}{verdict}"
                             )
-        print(f"most CPU charged to a healthy check: {worst:.1f} ms of the 500 ms budget; load {os.getloadavg()[0]:.2f}")
+        load = os.getloadavg()[0]
+        print(f"most CPU charged to a healthy check: {worst:.1f} ms of the 500 ms budget; load {load:.2f}")
     return 0
 
 

@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _load(path: str) -> Any:
     spec = importlib.util.spec_from_file_location("meter_under_test", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
