@@ -10,6 +10,7 @@ processes against a real server: tests/checks/test_cpumeter_starved.py.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import sys
 import time
@@ -172,6 +173,31 @@ def test_a_step_that_imports_a_module_is_not_charged(tmp_path: Path, monkeypatch
     finally:
         sys.modules.pop("lvscheck_test_heavy_module", None)
     assert len(cuts) == 1
+
+
+def test_a_full_garbage_collection_in_a_step_is_not_charged() -> None:
+    """A full collection walks the whole process's heap (large in a daemon of 40,000 reals): it
+    is not the check's doing, whichever step it happens to start in."""
+    heap = [[i] for i in range(1_000_000)]  # a million containers for the collector to walk
+    cuts: list[str] = []
+    meter = Meter(0.02, cuts.append)
+    took: list[float] = []
+
+    async def check() -> str:
+        _burn(0.005)  # past 20 % of the budget: the CPU clock from now on
+        await asyncio.sleep(0)
+        assert meter.confirming
+        start = time.thread_time()
+        gc.collect()  # generation 2
+        took.append(time.thread_time() - start)
+        await asyncio.sleep(0)
+        return "finished"
+
+    assert asyncio.run(_metered(check(), meter)) == "finished"
+    assert took[0] > 0.02, took  # the collection alone was over the budget
+    assert cuts == []
+    assert meter.spent < 0.02, meter.spent
+    del heap
 
 
 def test_work_in_a_connection_callback_is_charged_to_the_check_that_opened_it() -> None:

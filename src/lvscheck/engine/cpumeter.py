@@ -26,7 +26,9 @@ Two clocks, so that the common case stays cheap and only the check's own work ca
    thread, which does not run while the process is preempted or stopped.  The check is
    cut off when *that* sum passes the budget.  A step during which Python imported a
    module (a driver loaded on the first check of its type) is not charged: loading code
-   is the director's cost, once per process, not the server's doing.
+   is the director's cost, once per process, not the server's doing; nor is the CPU of a
+   full garbage collection (generation 2: the whole process's garbage, however large
+   the daemon's heap) that happened to start inside the check's step.
 
 Past the budget the check is cut off like at its deadline (sockets aborted, task
 cancelled) and reported down: "used more than N ms of CPU".
@@ -35,7 +37,9 @@ cancelled) and reported down: "used more than N ms of CPU".
 from __future__ import annotations
 
 import contextvars
+import gc
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Generic, TypeVar
@@ -54,6 +58,25 @@ T = TypeVar("T")
 _wall = time.perf_counter
 _thread_cpu = time.thread_time
 _modules = sys.modules
+_thread_id = threading.get_ident
+
+#: CPU seconds of full collections, by thread (collections run in the thread that triggered them)
+_full_gc_cpu: dict[int, float] = {}
+_full_gc_started = [0.0]
+
+
+def _on_gc(phase: str, info: dict[str, int]) -> None:
+    """Add up the CPU of full collections (gc.callbacks; younger generations return at once)."""
+    if info["generation"] != 2:
+        return
+    if phase == "start":
+        _full_gc_started[0] = _thread_cpu()
+    else:
+        ident = _thread_id()
+        _full_gc_cpu[ident] = _full_gc_cpu.get(ident, 0.0) + _thread_cpu() - _full_gc_started[0]
+
+
+gc.callbacks.append(_on_gc)
 
 
 class Meter:
@@ -117,21 +140,28 @@ def reason(budget: float, spent: float) -> str:
 
 
 class _CpuClock:
-    """The thread's CPU time, less the time between readings during which a module was imported."""
+    """The thread's CPU time, less the stretches between readings during which a module was
+    imported, and less the CPU of full garbage collections."""
 
-    __slots__ = ("_excluded", "_last", "_loaded")
+    __slots__ = ("_excluded", "_full_gc", "_ident", "_last", "_loaded")
 
     def __init__(self) -> None:
         self._excluded = 0.0
+        self._ident = _thread_id()
+        self._full_gc = _full_gc_cpu.get(self._ident, 0.0)
         self._loaded = len(_modules)
         self._last = _thread_cpu()
 
     def __call__(self) -> float:
         now = _thread_cpu()
         loaded = len(_modules)
+        full_gc = _full_gc_cpu.get(self._ident, 0.0)
         if loaded != self._loaded:  # an import since the last reading: that stretch is not charged
             self._loaded = loaded
             self._excluded += now - self._last
+        elif full_gc != self._full_gc:  # a full collection since the last reading: not charged
+            self._excluded += full_gc - self._full_gc
+        self._full_gc = full_gc
         self._last = now
         return now - self._excluded
 
