@@ -32,17 +32,18 @@ def _tlv(tag: int, body: bytes) -> bytes:
 
 
 def _message(message_id: int, op: bytes) -> bytes:
-    return _tlv(0x30, _tlv(0x02, bytes([message_id])) + op)
+    return _tlv(0x30, _tlv(0x02, message_id.to_bytes(message_id.bit_length() // 8 + 1, "big")) + op)
 
 
 async def _request(reader: asyncio.StreamReader) -> int:
-    """One LDAP request; its message id (ldap3 counts from 1)."""
+    """One LDAP request; its message id (ldap3 counts up for the whole process: may pass 127)."""
     head = await reader.readexactly(2)
     length = head[1]
     if length & 0x80:
         length = int.from_bytes(await reader.readexactly(length & 0x7F), "big")
     body = await reader.readexactly(length)
-    return body[2]
+    assert body[0] == 0x02  # messageID INTEGER, short length
+    return int.from_bytes(body[2 : 2 + body[1]], "big")
 
 
 def _done(tag: int, message_id: int) -> bytes:
