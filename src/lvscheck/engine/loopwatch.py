@@ -7,6 +7,10 @@ seconds and adds up how late each tick woke (the part above ``noise``): that sum
 only grows, so a check reads it when it starts and when it ends and knows how
 long the loop was blocked in between (:meth:`blocked_since`), including a block
 that has just ended but whose late tick has not run yet.
+
+A tick is a plain timer callback (``loop.call_later``), not a task sleeping in
+``asyncio.sleep``: no task step, no future, and on CPython 3.11 no ``getpid``
+syscall (``asyncio.sleep`` looks the running loop up) twenty times a second.
 """
 
 from __future__ import annotations
@@ -32,20 +36,25 @@ class LoopWatch:
         self.window_longest = 0.0  # the latest tick since :meth:`open_window` (a reload's, say)
         self._due = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def ticking(self) -> bool:
+        return self._timer is not None
 
     def start(self) -> None:
-        """Start ticking on the running loop (once; later calls do nothing)."""
-        if self._task is not None and not self._task.done():
+        """Start ticking on the running loop (once per loop; later calls do nothing)."""
+        loop = asyncio.get_running_loop()
+        if self._timer is not None and self._loop is loop:
             return
-        self._loop = asyncio.get_running_loop()
-        self._due = self._loop.time() + self.period
-        self._task = self._loop.create_task(self._tick(), name="lvscheck-loopwatch")
+        self._loop = loop
+        self._due = loop.time() + self.period
+        self._timer = loop.call_later(self.period, self._tick)
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def open_window(self) -> None:
         """Start measuring :attr:`window_longest` afresh."""
@@ -54,7 +63,7 @@ class LoopWatch:
     def blocked_since(self, mark: float) -> float:
         """Seconds the loop was blocked since :attr:`blocked` read ``mark``, the current block included."""
         pending = 0.0
-        if self._loop is not None and self._task is not None:
+        if self._loop is not None and self._timer is not None:
             pending = max(0.0, self._loop.time() - self._due - self.noise)
         return self.blocked - mark + pending
 
@@ -65,21 +74,21 @@ class LoopWatch:
             "blocks": self.blocks,
         }
 
-    async def _tick(self) -> None:
-        assert self._loop is not None
+    def _tick(self) -> None:
         loop = self._loop
-        while True:
-            await asyncio.sleep(self.period)
-            now = loop.time()
-            late = now - self._due
-            if late > self.window_longest:
-                self.window_longest = late
-            if late > self.noise:
-                excess = late - self.noise
-                self.blocked += excess
-                self.blocks += 1
-                if late > self.longest:
-                    self.longest = late
-                if late >= self.warn:
-                    log.warning("the event loop was blocked for %.3f s (checks started or ended late)", late)
-            self._due = now + self.period
+        if loop is None or self._timer is None:
+            return  # stopped
+        now = loop.time()
+        late = now - self._due
+        if late > self.window_longest:
+            self.window_longest = late
+        if late > self.noise:
+            excess = late - self.noise
+            self.blocked += excess
+            self.blocks += 1
+            if late > self.longest:
+                self.longest = late
+            if late >= self.warn:
+                log.warning("the event loop was blocked for %.3f s (checks started or ended late)", late)
+        self._due = now + self.period
+        self._timer = loop.call_later(self.period, self._tick)
