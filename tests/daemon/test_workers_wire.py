@@ -1,4 +1,4 @@
-"""The worker channel's pieces without processes: frames round-trip, combined checks alternate."""
+"""The worker channel without processes: frames round-trip, results batch, combined checks alternate."""
 
 from __future__ import annotations
 
@@ -7,21 +7,59 @@ from types import MappingProxyType
 from typing import Any
 
 from lvscheck.checktype import Check
-from lvscheck.daemon.workers.child import WorkerJob
-from lvscheck.daemon.workers.wire import encode, read_frame
-from lvscheck.model import CheckSpec, Target
+from lvscheck.daemon.scheduler import Job
+from lvscheck.daemon.workers.child import SEND_EVERY, Outbox, Worker, WorkerJob
+from lvscheck.daemon.workers.wire import FrameReader, encode
+from lvscheck.engine import Engine
+from lvscheck.model import CheckSpec, Result, State, Target
+
+
+class _Ends:
+    """What a :class:`FrameReader` handed on: the batches, and how the channel ended."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Any]] = []
+        self.ended: list[BaseException | None] = []
+
+    def reader(self) -> FrameReader:
+        return FrameReader(self.batches.append, self.ended.append)
+
+
+def _feed(data: bytes, chunk: int) -> _Ends:
+    ends = _Ends()
+    reader = ends.reader()
+    for i in range(0, len(data), chunk):
+        reader.data_received(data[i : i + chunk])
+    reader.eof_received()
+    return ends
 
 
 def _roundtrip(batch: list[Any]) -> list[Any] | None:
-    async def go() -> list[Any] | None:
-        reader = asyncio.StreamReader()
-        reader.feed_data(encode(batch))
-        reader.feed_eof()
-        first = await read_frame(reader)
-        assert await read_frame(reader) is None  # the end of the stream: the other side is gone
-        return first
+    ends = _feed(encode(batch), 1 << 20)
+    assert ends.ended == [None]  # the end of the stream: the other side is gone
+    return ends.batches[0] if ends.batches else None
 
-    return asyncio.run(go())
+
+def test_frames_come_out_whole_however_the_stream_is_cut() -> None:
+    frames = [[("stop", i)] * (i + 1) for i in range(5)]
+    data = b"".join(encode(f) for f in frames)
+    for chunk in (1, 3, 7, len(data)):
+        ends = _feed(data, chunk)
+        assert ends.batches == frames, chunk
+        assert ends.ended == [None]
+
+
+def test_a_batch_that_fails_ends_the_channel_with_its_error() -> None:
+    ended: list[BaseException | None] = []
+
+    def refuse(batch: list[Any]) -> None:
+        raise ValueError("a bug in the owner")
+
+    reader = FrameReader(refuse, ended.append)
+    reader.data_received(encode([("stop", 1)]) + encode([("stop", 2)]))
+    reader.connection_lost(None)  # ends once only
+    assert len(ended) == 1
+    assert isinstance(ended[0], ValueError)
 
 
 def test_a_check_spec_crosses_with_its_read_only_options() -> None:
@@ -34,13 +72,76 @@ def test_a_check_spec_crosses_with_its_read_only_options() -> None:
 
 
 def test_a_frame_cut_short_reads_as_the_end() -> None:
-    async def go() -> list[Any] | None:
-        reader = asyncio.StreamReader()
-        reader.feed_data(encode([("stop", 1)])[:-2])
-        reader.feed_eof()
-        return await read_frame(reader)
+    ends = _feed(encode([("stop", 1)])[:-2], 4)
+    assert ends.batches == []
+    assert ends.ended == [None]
 
-    assert asyncio.run(go()) is None
+
+class _Transport(asyncio.WriteTransport):
+    """Records what the outbox writes (the socket to the main process, without one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[tuple[float, list[Any]]] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        ends = _feed(bytes(data), 1 << 20)
+        (batch,) = ends.batches
+        self.frames.append((asyncio.get_running_loop().time(), batch))
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def test_steady_results_travel_together_and_a_change_goes_at_once() -> None:
+    async def go() -> tuple[list[tuple[float, list[Any]]], float]:
+        loop = asyncio.get_running_loop()
+        sent = _Transport()
+        box = Outbox(loop, sent)
+        t0 = loop.time()
+        for i in range(100):  # steady results over 100 loop ticks: one frame, at the end of the window
+            box.add((i, "up"), changed=False)
+            await asyncio.sleep(0)
+        await asyncio.sleep(SEND_EVERY * 1.5)
+        box.add((100, "up"), changed=False)
+        box.add((101, "down"), changed=True)  # a real that failed: this tick, with the one before it
+        box.add((102, "down"), changed=True)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return sent.frames, t0
+
+    frames, t0 = asyncio.run(go())
+    assert [len(batch) for _, batch in frames] == [100, 3]
+    assert frames[0][0] - t0 >= SEND_EVERY * 0.9  # it waited for company
+    assert [r[0] for r in frames[1][1]] == [100, 101, 102]
+
+
+def test_the_worker_sends_a_real_s_first_result_and_its_changes_at_once() -> None:
+    async def go() -> list[list[str]]:
+        loop = asyncio.get_running_loop()
+        sent = _Transport()
+        worker = Worker(loop, sent, Engine())
+        wj = worker.jobs[1] = WorkerJob(1, _Named("full"), None, 0, False)
+        job = Job("1", wj.pick, 2.0, 0.5, 0.0, wj.changing)
+        target = Target("127.0.0.2", 80)
+        frames: list[list[str]] = []
+        for state in (State.UP, State.UP, State.DOWN, State.DOWN, State.UP):
+            worker._on_result(job, Result("http", target, state, 1, "", 0.001), 0.0)
+            await asyncio.sleep(0)
+            frames.append([r[2] for _, batch in sent.frames for r in batch])
+        await asyncio.sleep(SEND_EVERY * 1.5)
+        frames.append([r[2] for _, batch in sent.frames for r in batch])
+        return frames
+
+    frames = asyncio.run(go())
+    assert frames == [
+        ["up"],  # the first result: at once
+        ["up"],  # the same state again: waits
+        ["up", "up", "down"],  # a change: at once, with the one that waited
+        ["up", "up", "down"],
+        ["up", "up", "down", "down", "up"],
+        ["up", "up", "down", "down", "up"],
+    ]
 
 
 class _Named(Check):

@@ -32,7 +32,7 @@ from typing import Any
 from lvscheck.checktype import Check
 from lvscheck.daemon.pools import RealState
 from lvscheck.daemon.scheduler import Job, LagStats
-from lvscheck.daemon.workers.wire import encode, read_frame
+from lvscheck.daemon.workers.wire import encode, open_channel
 from lvscheck.engine import LoopWatch
 from lvscheck.model import Result, State
 
@@ -61,7 +61,7 @@ class _Entry:
 class _Worker:
     index: int
     proc: subprocess.Popen[bytes] | None = None
-    writer: asyncio.StreamWriter | None = None
+    writer: asyncio.WriteTransport | None = None
     reader_task: asyncio.Task[None] | None = None
     outbox: list[tuple[Any, ...]] = field(default_factory=list)
     handles: set[int] = field(default_factory=set)
@@ -227,18 +227,19 @@ class WorkerPool:
         worker.reader_task = loop.create_task(self._serve(worker, mine), name=f"worker {worker.index}")
 
     async def _serve(self, worker: _Worker, sock: socket.socket) -> None:
-        reader, writer = await asyncio.open_connection(sock=sock)
-        worker.writer = writer
+        ended: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+
+        def on_end(exc: BaseException | None) -> None:
+            if not ended.done():
+                ended.set_result(exc)
+
+        worker.writer = await open_channel(sock, self._results, on_end)
         batch, worker.outbox = worker.outbox, []
-        writer.write(encode(batch))
-        try:
-            while True:
-                records = await read_frame(reader)
-                if records is None:
-                    break
-                self._results(records)
-        except Exception:  # a bug here must not leave the worker's reals unchecked for good
-            log.exception("check worker %d: the channel failed", worker.index)
+        worker.writer.write(encode(batch))
+        failure = await ended
+        if failure is not None and not isinstance(failure, ConnectionError):
+            # a bug here must not leave the worker's reals unchecked for good: restart it
+            log.error("check worker %d: the channel failed", worker.index, exc_info=failure)
         if self._closing:
             return
         await self._restart(worker)
