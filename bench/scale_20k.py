@@ -66,6 +66,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=10.0)
     ap.add_argument("--timeout", type=int, default=10, help="checktimeout of the reals")
     ap.add_argument("--nginx-cpus", default="1")
+    ap.add_argument("--daemon-cpus", default="", help="taskset list for the daemon and its workers ('': any)")
     ap.add_argument("--bare-child", nargs=5, metavar=("PORT", "REALS", "INTERVAL", "WARMUP", "SECONDS"))
     args = ap.parse_args()
     if args.bare_child:
@@ -118,7 +119,7 @@ def scale(
     """One daemon on ``reals`` reals at ``interval`` s: what it achieved over ``--seconds``."""
     cf = _config(d, port, reals, interval, args.timeout)
     load_start = _load()
-    with daemon(d, cf, cpus="", loop=args.loop, workers=workers) as run:
+    with daemon(d, cf, cpus=args.daemon_cpus, loop=args.loop, workers=workers) as run:
         decided = run.wait_for_socket(300) + run.wait_decided(900)
         time.sleep(args.warmup)
         m = measure(run, args.seconds)
@@ -178,7 +179,7 @@ def ratio(args: argparse.Namespace, d: Path, port: int, reals: int, interval: fl
     for r in range(args.rounds):
         for w in (int(x) for x in args.ratio_workers.split(",")):
             for name, src in trees:
-                with _pythonpath(src), daemon(d, cf, cpus="", loop=args.loop, workers=w) as run:
+                with _pythonpath(src), daemon(d, cf, cpus=args.daemon_cpus, loop=args.loop, workers=w) as run:
                     run.wait_for_socket(120)
                     run.wait_decided(300)
                     time.sleep(args.warmup)

@@ -164,3 +164,27 @@ def test_combined_checks_alternate_in_the_worker() -> None:
         ("connect", True),
         ("connect", True),
     ]
+
+
+def test_a_worker_freezes_the_reals_it_was_given_out_of_the_collector_s_way() -> None:
+    import gc
+
+    async def go() -> tuple[int, int, int]:
+        loop = asyncio.get_running_loop()
+        worker = Worker(loop, _Transport(), Engine())
+        spec = CheckSpec("http", Target("127.0.0.2", 80), MappingProxyType({"request": "/test.html"}))
+        gc.unfreeze()
+        before = gc.get_freeze_count()
+        worker.apply([("start", i, spec, None, 0, 2.0, 0.5, 0.1, False, 3600.0) for i in range(1, 4)])
+        after = gc.get_freeze_count()
+        started = len(worker.scheduler)
+        await worker.scheduler.close()
+        return before, after, started
+
+    try:
+        before, after, started = asyncio.run(go())
+    finally:
+        gc.unfreeze()
+    assert started == 3
+    assert before == 0
+    assert after > 0  # a reload of three reals too, not only a batch of over 1,000
