@@ -42,7 +42,7 @@ port, checks = int(sys.argv[1]), int(sys.argv[2])
 
 async def main():
     engine = Engine()
-    engine.watch = LoopWatch(period=3600.0)  # its ticks are not the checks' (20 asyncio.sleep a second)
+    engine.watch = LoopWatch(period=3600.0)  # its ticks (20 a second) are not the checks'
     spec = CheckSpec("http", Target("127.0.0.1", port), {"request": "/test.html", "receive": "Still alive"})
     check = engine.prepare(spec)
     done = asyncio.get_running_loop().create_future()
