@@ -213,7 +213,7 @@ class Director:
         for task in self._background:
             task.cancel()
         await self.scheduler.close()
-        self.view.cancel()
+        self.view.close()
         removed = self.view.remove(p.service for p in self.layout.pools.values() if p.cleanstop)
         removed += self.view.remove_private(keep=self.layout.private_kept_at_stop())
         settings = self.config.settings if self.config is not None else None
