@@ -6,7 +6,7 @@
 * :func:`daemon`: ``lvscheck daemon --ipvs none`` (checks run, the IPVS table is kept
   in memory: the writes are counted, not made), its control socket and metrics port;
 * :func:`cpu_seconds`, :func:`rss_mb`, :func:`children`, :func:`core_jiffies`,
-  :func:`runqueue_wait_s`: readings from /proc.
+  :func:`runqueue_wait_s`, :func:`main_thread_sched`: readings from /proc.
 
 Scripts run as ``python bench/NAME.py``, so this directory is on ``sys.path`` and
 ``import _daemon`` finds this file.
@@ -37,6 +37,7 @@ __all__ = [
     "cpu_seconds",
     "daemon",
     "free_port",
+    "main_thread_sched",
     "nginx",
     "nginx_cpu_seconds",
     "phases",
@@ -241,6 +242,13 @@ def runqueue_wait_s(pid: int) -> float:
     for task in Path(f"/proc/{pid}/task").iterdir():
         total += int((task / "schedstat").read_text().split()[1])
     return total / 1e9
+
+
+def main_thread_sched(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) of the process's main thread:
+    how much of a wall-clock loop block was the loop's own work and how much other load."""
+    run_ns, wait_ns = (int(v) for v in Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[:2])
+    return run_ns / 1e9, wait_ns / 1e9
 
 
 def children(pid: int) -> list[int]:

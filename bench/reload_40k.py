@@ -19,6 +19,11 @@ kernel writes in the guest), its slices, the longest block of the main loop duri
 many kept reals changed state (must be 0).  Also the first start: seconds until every real
 is decided and the longest block of the main loop by then.
 
+Beside each: the main thread's CPU seconds and its seconds *runnable but waiting for a
+core* (``/proc/PID/task/PID/schedstat``) over the same span.  The loop watch measures wall
+time, so on a loaded machine a block is the loop's own work plus the time the kernel gave
+the core to others; the wait says how much of the latter there was.
+
     .venv/bin/python bench/reload_40k.py [--reals 40000] [--interval 5] [--workers 2] [--loop uvloop]
 """
 
@@ -37,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _daemon import Daemon, changed_config, daemon, nginx, phases, write_config
+from _daemon import Daemon, changed_config, daemon, main_thread_sched, nginx, phases, write_config
 
 
 def poll(d: Daemon, request: str, stop: threading.Event, into: list[float]) -> None:
@@ -64,6 +69,7 @@ def reload(d: Daemon, cf: Path, text: str, request: str) -> dict[str, Any]:
     w0, b0 = d.metric("lvscheck_ipvs_writes_total"), d.metric("lvscheck_ipvs_batches_total")
     r0 = d.query("ready")["reloads"]
     cf.write_text(text)
+    cpu0, wait0 = main_thread_sched(d.pid)
     answers: list[float] = []
     stop = threading.Event()
     poller = threading.Thread(target=poll, args=(d, request, stop, answers))
@@ -77,6 +83,7 @@ def reload(d: Daemon, cf: Path, text: str, request: str) -> dict[str, Any]:
         stop.set()
         poller.join()
     applied = time.time()
+    cpu1, wait1 = main_thread_sched(d.pid)
     time.sleep(0.5)  # the loop watch's window closes 0.15 s after the install
     st = d.query()
     last = st["last_reload"]
@@ -93,6 +100,8 @@ def reload(d: Daemon, cf: Path, text: str, request: str) -> dict[str, Any]:
         "longest_slice_ms": last.get("longest_slice_ms"),
         "longest_slice_cpu_ms": last.get("longest_slice_cpu_ms"),
         "main_loop_longest_block_ms": last.get("loop_longest_block_ms"),
+        "main_thread_cpu_s": round(cpu1 - cpu0, 2),
+        "main_thread_waiting_for_a_core_s": round(wait1 - wait0, 2),
         "start_lag_last_20000_checks_ms": {
             k: round(v * 1000, 1) for k, v in st["start_lag"].items() if k != "count"
         },
@@ -134,10 +143,16 @@ def main() -> int:
                 t0 = time.monotonic()
                 d.wait_for_socket()
                 d.wait_decided(timeout=600)
+                cpu, wait = main_thread_sched(d.pid)
                 st = d.query()
                 out["start"] = {
                     "every_real_decided_after_s": round(time.monotonic() - t0, 1),
                     "main_loop_longest_block_ms": round(st["loop"]["longest_s"] * 1000, 1),
+                    "main_thread_cpu_s": round(cpu, 2),
+                    "main_thread_waiting_for_a_core_s": round(wait, 2),
+                    "start_lag_last_20000_checks_ms": {
+                        k: round(v * 1000, 1) for k, v in st["start_lag"].items() if k != "count"
+                    },
                     "load": [round(x, 2) for x in os.getloadavg()],
                 }
                 time.sleep(args.interval)

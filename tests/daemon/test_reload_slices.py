@@ -113,9 +113,11 @@ def test_a_big_reload_runs_in_slices_and_writes_one_batch() -> None:
         # its flush would count as one too)
         view = director.view
         await until(
-            lambda: all(rs.track.phase is Phase.UP for rs in director.reals.values())
-            and not view.dirty
-            and view.flushing is None,
+            lambda: (
+                all(rs.track.phase is Phase.UP for rs in director.reals.values())
+                and not view.dirty
+                and view.flushing is None
+            ),
             30,
             "the added reals up and written",
         )

@@ -132,6 +132,7 @@ class Director:
         self._background: list[asyncio.Task[None]] = []
         self.history = History()  # per-real latency and transition rings (status page)
         self.overrides = Overrides()  # drained reals and reals in maintenance (lvscheck drain)
+        self.maintenance_held = False  # some real was held down by maintenance at the last look
 
     def _scheduler(self) -> Scheduler | WorkerPool:
         """Checks on this loop, or spread over ``workers`` processes (:mod:`.workers`)."""

@@ -33,7 +33,11 @@ log = logging.getLogger("lvscheck.daemon")
 
 def apply_maintenance(d: Director, names: Iterable[str]) -> None:
     """Hold down the reals ``names`` (maintenancedir entries) match; release the others."""
-    held = maintenance_matches({sid: rs.slot.dest for sid, rs in d.reals.items()}, set(names))
+    names = set(names)
+    if not names and not d.maintenance_held:
+        return  # every second: no walk over 40,000 reals when nothing is or was in maintenance
+    held = maintenance_matches({sid: rs.slot.dest for sid, rs in d.reals.items()}, names)
+    d.maintenance_held = bool(held)
     for sid, rs in d.reals.items():
         name = held.get(sid)
         if name == rs.maintenance:

@@ -12,9 +12,9 @@ Neither direction holds the main loop long (issue 18: no block over 50 ms), what
 piles up (the 40,000 first results of a start, a worker restarted with 20,000 reals):
 
 * results go through an intake that hands at most :data:`RESULTS_PER_TURN` of them to
-  ``on_result`` per loop turn; a worker's channel is read one frame per turn and not
-  read at all while :data:`RESULTS_WAITING` results wait (the worker's frames wait in the
-  socket: its own loop is not held by that);
+  ``on_result`` per loop turn, for :data:`INTAKE_BUDGET` s at most; a worker's channel is
+  read one frame per turn and not read at all while :data:`RESULTS_WAITING` results wait
+  (the worker's frames wait in the socket: its own loop is not held by that);
 * schedule changes are encoded :data:`OPS_PER_FRAME` at a time, for at most
   :data:`ENCODE_BUDGET` seconds per loop turn; the rest goes in the next turns.
 
@@ -49,6 +49,7 @@ from lvscheck.model import Result, State
 
 __all__ = [
     "ENCODE_BUDGET",
+    "INTAKE_BUDGET",
     "OPS_PER_FRAME",
     "RESULTS_PER_TURN",
     "RESULTS_WAITING",
@@ -62,6 +63,8 @@ log = logging.getLogger("lvscheck.daemon")
 #: 10-30 us (rise/fall, the pool, an event when a real changes state; more on a loaded
 #: machine): 256 of them stay within a few ms, and 40,000 results/s still go through.
 RESULTS_PER_TURN = 256
+#: Seconds of result handling per loop turn at most (checked every 32 results).
+INTAKE_BUDGET = 0.004
 #: While this many results wait, the workers' channels are not read (their frames wait in the socket).
 RESULTS_WAITING = 4 * RESULTS_PER_TURN
 #: Schedule changes per frame to a worker (a ``start`` takes about 35 us to encode: a check spec).
@@ -333,8 +336,11 @@ class WorkerPool:
         """Hand at most :data:`RESULTS_PER_TURN` waiting results to ``on_result``; the rest next turn."""
         self._intake_pending = False
         inbox = self._inbox
-        n = min(len(inbox), RESULTS_PER_TURN)
-        self._results([inbox.popleft() for _ in range(n)])
+        deadline = time.perf_counter() + INTAKE_BUDGET
+        for _ in range(0, RESULTS_PER_TURN, 32):  # a state change costs more (events, mail, log)
+            if not inbox or time.perf_counter() >= deadline:
+                break
+            self._results([inbox.popleft() for _ in range(min(32, len(inbox)))])
         if len(inbox) < RESULTS_WAITING and self._paused:
             self._reading(True)
         if inbox and not self._closing:
