@@ -8,7 +8,7 @@ turn of the loop, so the results handed on between two of its steps were handled
 * 10,000 results waiting in the socket (20 frames of 500, as after a start's first checks
   or a main loop that was starved) reach ``on_result`` at most 256 per turn, in order, and
   the channels are paused while the intake is full;
-* 3,000 ``start`` ops (a reload, or a worker restarted with its reals) go out in frames of
+* 10,000 ``start`` ops (a reload, or a worker restarted with its reals) go out in frames of
   at most 64 ops over many turns, in order, and not as one frame encoded in one go.
 """
 
@@ -120,7 +120,7 @@ def test_results_are_handed_on_a_few_hundred_per_loop_turn() -> None:
 
 
 def test_schedule_changes_go_out_in_small_frames_over_several_turns() -> None:
-    n = 3000
+    n = 10_000
 
     async def main() -> None:
         pool = _pool_with_entries(n, lambda *_: None)
@@ -171,8 +171,8 @@ def test_schedule_changes_go_out_in_small_frames_over_several_turns() -> None:
             del reader
         assert [op[1] for f in got for op in f] == list(range(1, n + 1))  # all, in order
         assert max(len(f) for f in got) <= PER_FRAME
-        # 3,000 specs take about 0.1 s to encode: a 4 ms budget per turn spreads them
-        assert len(set(sent_in)) >= 5, sorted(set(sent_in))
+        # 10,000 specs take 50-300 ms to encode: a 4 ms budget per turn spreads them (one turn before)
+        assert len(set(sent_in)) >= 3, sorted(set(sent_in))
         assert not worker.outbox
 
     asyncio.run(main())
