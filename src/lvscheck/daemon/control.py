@@ -23,6 +23,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from lvscheck.daemon.operate import ActionError, perform
+from lvscheck.daemon.statusrows import rows_of
 
 if TYPE_CHECKING:
     from lvscheck.daemon.director import Director
@@ -78,13 +79,14 @@ async def serve_control(director: Director, path: str, group: int | None = None)
             pid, uid, gid = _peer(writer)
             line = (await asyncio.wait_for(reader.readline(), 5)).decode(errors="replace").strip()
             answer: dict[str, Any]
+            body: bytes | None = None
             if not peer_allowed(pid, uid, gid, group):
                 log.warning(
                     "control socket: refused uid %d (pid %d): not root nor in the control group", uid, pid
                 )
                 answer = {"error": "permission denied: root or the control group only"}
-            elif line == "status":
-                answer = director.status()
+            elif line == "status":  # joined from rows kept per real: the loop is never held long
+                body = await rows_of(director).document()
             elif line == "ready":  # cheap: cluster agents poll it while the first checks run
                 undecided = sum(r.track.phase.value == "unknown" for r in director.reals.values())
                 answer = {
@@ -110,13 +112,17 @@ async def serve_control(director: Director, path: str, group: int | None = None)
                     answer = {"error": str(exc)}
             else:
                 answer = {"error": f"unknown request {line!r}: status, ready, reload or a JSON action"}
-            writer.write(json.dumps(answer, default=str).encode() + b"\n")
+            if body is None:
+                body = json.dumps(answer, default=str).encode()
+            writer.write(body)  # (not body + newline: a copy of megabytes)
+            writer.write(b"\n")
             await writer.drain()
         except (OSError, TimeoutError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
 
+    rows_of(director)  # its rows are kept from now on, so the first ``status`` finds them
     old = os.umask(0o077)
     try:
         server = await asyncio.start_unix_server(handle, path, limit=1 << 16)
