@@ -79,14 +79,14 @@ async def serve_control(director: Director, path: str, group: int | None = None)
             pid, uid, gid = _peer(writer)
             line = (await asyncio.wait_for(reader.readline(), 5)).decode(errors="replace").strip()
             answer: dict[str, Any]
-            body: bytes | None = None
+            parts: list[bytes] | None = None
             if not peer_allowed(pid, uid, gid, group):
                 log.warning(
                     "control socket: refused uid %d (pid %d): not root nor in the control group", uid, pid
                 )
                 answer = {"error": "permission denied: root or the control group only"}
             elif line == "status":  # joined from rows kept per real: the loop is never held long
-                body = await rows_of(director).document()
+                parts = await rows_of(director).document_parts()
             elif line == "ready":  # cheap: cluster agents poll it while the first checks run
                 undecided = sum(r.track.phase.value == "unknown" for r in director.reals.values())
                 answer = {
@@ -112,9 +112,11 @@ async def serve_control(director: Director, path: str, group: int | None = None)
                     answer = {"error": str(exc)}
             else:
                 answer = {"error": f"unknown request {line!r}: status, ready, reload or a JSON action"}
-            if body is None:
-                body = json.dumps(answer, default=str).encode()
-            writer.write(body)  # (not body + newline: a copy of megabytes)
+            if parts is None:
+                parts = [json.dumps(answer, default=str).encode()]
+            for part in parts:  # one virtual at a time: megabytes never copied in one go
+                writer.write(part)
+                await writer.drain()
             writer.write(b"\n")
             await writer.drain()
         except (OSError, TimeoutError, asyncio.IncompleteReadError):

@@ -56,6 +56,8 @@ log = logging.getLogger("lvscheck.daemon")
 
 #: Longest run of rendering between two yields to the loop (seconds).
 SLICE = 0.005
+#: Rows rendered between two looks at the clock.
+CHUNK = 32
 #: Seconds between two background passes.
 EVERY = 1.0
 
@@ -221,6 +223,7 @@ class StatusRows:
         self._drained: frozenset[tuple[str, str]] = frozenset()
         self._ramping: set[str] = set()
         self._lock = asyncio.Lock()
+        self._started = 0.0  # when the current slice began (perf_counter)
         self._task: asyncio.Task[None] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
@@ -247,32 +250,28 @@ class StatusRows:
 
     # -- the pass ---------------------------------------------------------------------------
 
-    def _rebuild(self) -> None:
-        """A new layout (start, reload): new virtuals, every row to render."""
+    async def _rebuild(self) -> None:
+        """A new layout (start, reload): new virtuals, every row to render (in slices)."""
         d = self.director
-        self._layout = d.layout
-        self._virtuals = []
-        self._by_sid = {}
-        for pool in d.layout.pools.values():
-            reals = [d.reals[sid] for sid in pool.slots]
-            dests = [rs.slot.dest for rs in reals]
-            v = M.esc(pool.name)
-            texts = [str(dest) for dest in dests]
-            virtual = _Virtual(
-                pool,
-                list(pool.slots),
-                reals,
-                [dest.key for dest in dests],
-                texts,
-                [_string(t) for t in texts],
-                [f'{{virtual="{v}",real="{M.esc(t)}"}}' for t in texts],
-            )
-            virtual.rows = [""] * len(reals)
-            virtual.metric_rows = [None] * len(reals)
-            virtual.histories = [HistoryText() for _ in reals]
-            for i, sid in enumerate(virtual.sids):
-                self._by_sid[sid] = (virtual, i)
-            self._virtuals.append(virtual)
+        while True:
+            layout, reals = d.layout, d.reals
+            virtuals: list[_Virtual] = []
+            by_sid: dict[str, tuple[_Virtual, int]] = {}
+            started = time.perf_counter()
+            for pool in layout.pools.values():
+                virtual = _new_virtual(pool, [reals[sid] for sid in pool.slots])
+                for i, sid in enumerate(virtual.sids):
+                    by_sid[sid] = (virtual, i)
+                virtuals.append(virtual)
+                if time.perf_counter() - started >= SLICE:
+                    self.longest_slice = max(self.longest_slice, time.perf_counter() - started)
+                    await asyncio.sleep(0)
+                    if d.layout is not layout:
+                        break  # a reload between two slices: start over on its layout
+                    started = time.perf_counter()
+            if d.layout is layout:
+                self._layout, self._virtuals, self._by_sid = layout, virtuals, by_sid
+                return
 
     def _note_overrides(self) -> None:
         """Drained set changed: the virtuals it names render all their reals; slow starts render."""
@@ -301,35 +300,46 @@ class StatusRows:
         d = self.director
         while True:
             if self._layout is not d.layout:  # (a reload switches layout and reals together)
-                self._rebuild()
+                await self._rebuild()
             self._note_overrides()
-            started = time.perf_counter()
-            restart = False
-            for v in self._virtuals:
-                self._render_changed(v)
-                now = time.perf_counter()
-                if now - started >= SLICE:
-                    self.longest_slice = max(self.longest_slice, now - started)
-                    await asyncio.sleep(0)
-                    if self._layout is not d.layout:
-                        restart = True  # a reload switched layouts between two slices
-                        break
-                    self._note_overrides()
-                    started = time.perf_counter()
-            self.longest_slice = max(self.longest_slice, time.perf_counter() - started)
-            if not restart:
+            self._started = time.perf_counter()
+            if await self._render_all():
                 return
 
-    def _render_changed(self, v: _Virtual) -> None:
+    async def _render_all(self) -> bool:
+        """Render what changed in every virtual; False when a reload came between two slices."""
+        for v in self._virtuals:
+            changed = self._changed(v)
+            for start in range(0, len(changed), CHUNK):
+                self._render(v, changed[start : start + CHUNK])
+                if time.perf_counter() - self._started >= SLICE and not await self._pause():
+                    return False
+            if time.perf_counter() - self._started >= SLICE and not await self._pause():
+                return False
+        self.longest_slice = max(self.longest_slice, time.perf_counter() - self._started)
+        return True
+
+    async def _pause(self) -> bool:
+        """Let the loop run; False if the layout changed meanwhile."""
+        self.longest_slice = max(self.longest_slice, time.perf_counter() - self._started)
+        await asyncio.sleep(0)
+        if self._layout is not self.director.layout:
+            return False
+        self._note_overrides()
+        self._started = time.perf_counter()
+        return True
+
+    def _changed(self, v: _Virtual) -> list[int]:
+        """The positions in ``v`` whose row is out of date (and take the new stamps)."""
         d = self.director
         stamps = list(map(_stamp, v.reals))
         bucket = d.kernel.dests.get(v.pool.service.key) or {}
         kds = list(map(bucket.get, v.keys))
         old_stamps, old_kds = v.stamps, v.kds
         if v.force or old_stamps is None or old_kds is None:
-            changed: Any = range(len(stamps))
+            changed = list(range(len(stamps)))
         elif stamps == old_stamps and kds == old_kds and not v.again:
-            return
+            return []
         else:
             changed = sorted(
                 v.again.union(
@@ -341,11 +351,16 @@ class StatusRows:
         v.force = False
         v.again.clear()
         v.stamps, v.kds = stamps, kds
+        return changed
+
+    def _render(self, v: _Virtual, positions: list[int]) -> None:
+        d = self.director
         hist = d.history.reals
         ov = d.overrides
         name = v.pool.name
-        for i in changed:
-            sid, rs, kd = v.sids[i], v.reals[i], kds[i]
+        bucket = d.kernel.dests.get(v.pool.service.key) or {}
+        for i in positions:
+            sid, rs, kd = v.sids[i], v.reals[i], bucket.get(v.keys[i])
             h = hist.get(sid)
             drained = ov.is_drained(name, v.texts[i])
             v.rows[i] = render_row(d, v.names[i], sid, rs, kd, drained, h, v.histories[i])
@@ -362,20 +377,31 @@ class StatusRows:
 
     async def document(self, extra: dict[str, Any] | None = None) -> bytes:
         """``json.dumps({**director.status(), **extra}, default=str)`` as bytes, from the kept rows."""
+        return b"".join(await self.document_parts(extra))
+
+    async def document_parts(self, extra: dict[str, Any] | None = None) -> list[bytes]:
+        """:meth:`document` in pieces of one virtual each, to write one by one (``drain`` between)."""
         d = self.director
         if not self._plain():  # --shadow adds fields to every row: the one-go document
             doc = d.status()
             doc.update(extra or {})
-            return json.dumps(doc, default=str).encode()
-        await self.refresh()
-        pools = []
-        for v in self._virtuals:
-            pool = json.dumps(S.pool_head(d, v.pool), default=str)
-            pools.append(f'{pool[:-1]}, "reals": [{", ".join(v.rows)}]}}')
-        head = json.dumps(S.head(d), default=str)
-        tail = json.dumps({**S.tail(d), **(extra or {})}, default=str)
-        text = f'{head[:-1]}, "virtuals": [{", ".join(pools)}], {tail[1:]}'
-        return text.encode()
+            return [json.dumps(doc, default=str).encode()]
+        async with self._lock:  # no pass re-renders a row while the document is joined
+            await self._refresh()
+            self.passes += 1
+            head = json.dumps(S.head(d), default=str)
+            parts = [f'{head[:-1]}, "virtuals": ['.encode()]
+            started = time.perf_counter()
+            for k, v in enumerate(self._virtuals):
+                pool = json.dumps(S.pool_head(d, v.pool), default=str)
+                sep = ", " if k else ""
+                parts.append(f'{sep}{pool[:-1]}, "reals": [{", ".join(v.rows)}]}}'.encode())
+                if time.perf_counter() - started >= SLICE:
+                    await asyncio.sleep(0)  # (the lock holds the rows still meanwhile)
+                    started = time.perf_counter()
+            tail = json.dumps({**S.tail(d), **(extra or {})}, default=str)
+            parts.append(f"], {tail[1:]}".encode())
+        return parts
 
     async def exposition(self) -> bytes:
         """What :func:`lvscheck.daemon.metrics.render_metrics` returns, as bytes, from the kept rows."""
@@ -424,6 +450,24 @@ class StatusRows:
 
 def _age(row: MetricRow, now: float) -> str:
     return f"{row.age_prefix}{max(0.0, now - row.last_time):.3f}\n"
+
+
+def _new_virtual(pool: Pool, reals: list[RealState]) -> _Virtual:
+    dests = [rs.slot.dest for rs in reals]
+    v = M.esc(pool.name)
+    texts = [str(dest) for dest in dests]
+    return _Virtual(
+        pool,
+        list(pool.slots),
+        reals,
+        [dest.key for dest in dests],
+        texts,
+        [_string(t) for t in texts],
+        [f'{{virtual="{v}",real="{M.esc(t)}"}}' for t in texts],
+        rows=[""] * len(reals),
+        metric_rows=[None] * len(reals),
+        histories=[HistoryText() for _ in reals],
+    )
 
 
 def _lines(lines: list[str]) -> str:

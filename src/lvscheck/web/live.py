@@ -30,7 +30,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from lvscheck.daemon.statusrows import rows_of
+from lvscheck.daemon.statusrows import SLICE, rows_of
 
 if TYPE_CHECKING:
     from lvscheck.daemon.director import Director
@@ -82,15 +82,18 @@ class Live:
         gets deltas only once its snapshot is written.
         """
         if self._task is None or self._task.done():
-            self._baseline()
-        data = b"retry: 2000\n\n" + await self._snapshot_event()
+            await self._baseline()
+        parts = [b"retry: 2000\n\n", *await self._snapshot_event()]
         z = zlib.compressobj(1, zlib.DEFLATED, 31) if gzip else None
         if z is not None:
-            data = await asyncio.to_thread(_compress, z, data)
-        if writer.is_closing():
-            return
+            parts = [await asyncio.to_thread(_compress, z, b"".join(parts))]
+        for part in parts:  # as the page reads (megabytes at 40,000 reals): never a backlog of it all
+            if writer.is_closing():
+                return
+            writer.write(part)
+            self.bytes_sent += len(part)
+            await writer.drain()
         self.watchers[writer] = z
-        self._send(writer, data)
         if self._task is None or self._task.done():  # (it ends when the last watcher goes)
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
@@ -134,11 +137,11 @@ class Live:
                 d = self.director
                 cpu = time.process_time()
                 if d.counters.reloads != self._generation:
-                    self._baseline()
-                    data = await self._snapshot_event()
+                    await self._baseline()
+                    data = b"".join(await self._snapshot_event())
                     cpu = time.process_time()  # (the rows were rendered between slices, not here)
                 else:
-                    data = _sse("delta", self.delta())
+                    data = _sse("delta", await self.delta())
                 self.ticks += 1
                 for w in list(self.watchers):
                     self._write(w, data)
@@ -150,16 +153,22 @@ class Live:
         finally:
             self._task = None
 
-    async def snapshot(self) -> bytes:
-        """The status document and ``actions`` (JSON), joined from the kept rows."""
-        return await rows_of(self.director).document({"actions": self.actions})
+    async def snapshot(self) -> list[bytes]:
+        """The status document and ``actions`` (JSON) in pieces, joined from the kept rows."""
+        return await rows_of(self.director).document_parts({"actions": self.actions})
 
-    async def _snapshot_event(self) -> bytes:
-        return b"event: snapshot\ndata: " + await self.snapshot() + b"\n\n"
+    async def _snapshot_event(self) -> list[bytes]:
+        return [b"event: snapshot\ndata: ", *await self.snapshot(), b"\n\n"]
 
-    def _scan(self, emit: bool) -> list[list[Any]]:
-        """One pass over the reals: compare with what was sent, remember, and (``emit``) make rows."""
+    async def _scan(self, emit: bool) -> list[list[Any]]:
+        """One pass over the reals: compare with what was sent, remember, and (``emit``) make rows.
+
+        In slices (:data:`~lvscheck.daemon.statusrows.SLICE`, the loop runs between them, one
+        virtual at least per slice); a reload between two slices leaves the rest for its snapshot.
+        """
         d = self.director
+        layout = d.layout
+        started = time.perf_counter()
         hist = d.history.reals
         ov = d.overrides
         seqs, states = self._seqs, self._states
@@ -219,17 +228,22 @@ class Live:
                         )
                 seqs[i], states[i] = seq, state
                 i += 1
+            if time.perf_counter() - started >= SLICE:
+                await asyncio.sleep(0)
+                if d.layout is not layout:
+                    break  # the next tick sends a snapshot
+                started = time.perf_counter()
         return rows
 
-    def _baseline(self) -> None:
+    async def _baseline(self) -> None:
         self._generation = self.director.counters.reloads
         self._seqs, self._states = [], []
-        self._scan(emit=False)
+        await self._scan(emit=False)
 
-    def delta(self) -> str:
+    async def delta(self) -> str:
         """The delta document since the previous tick (and move the baseline)."""
         d = self.director
-        rows = self._scan(emit=True)
+        rows = await self._scan(emit=True)
         return _dumps({"now": _now(), "rows": rows, "pools": _pool_flags(d), "health": _health(d)})
 
 

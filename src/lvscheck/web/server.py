@@ -114,19 +114,27 @@ def _response(
 GZIP_IN_THREAD = 256 << 10
 
 
-async def _send_large(writer: asyncio.StreamWriter, body: bytes, ctype: str, *, head: bool, gz: bool) -> None:
-    """A 200 with a body of megabytes (status document, metrics): no copy of it on the loop."""
+async def _send_large(
+    writer: asyncio.StreamWriter, parts: list[bytes], ctype: str, *, head: bool, gz: bool
+) -> None:
+    """A 200 with a body of megabytes in ``parts`` (status document, metrics), written part by
+    part as the client reads; gzipped in a thread when large."""
     extra = ""
-    if gz and len(body) > 4096:
-        body = (
-            await asyncio.to_thread(gzip.compress, body, 5)
-            if len(body) >= GZIP_IN_THREAD
-            else gzip.compress(body, 5)
-        )
+    length = sum(map(len, parts))
+    if gz and length > 4096:
+        parts = [await asyncio.to_thread(_gzip, parts) if length >= GZIP_IN_THREAD else _gzip(parts)]
+        length = len(parts[0])
         extra = "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"
-    writer.write(_header(200, len(body), ctype, extra))
-    if not head:
-        writer.write(body)
+    writer.write(_header(200, length, ctype, extra))
+    if head:
+        return
+    for part in parts:
+        writer.write(part)
+        await writer.drain()
+
+
+def _gzip(parts: list[bytes]) -> bytes:
+    return gzip.compress(b"".join(parts), 5)
 
 
 class _Site:
@@ -174,10 +182,10 @@ class _Site:
             return False
         if req.path == "/metrics":
             body = await self.rows.exposition()
-            await _send_large(writer, body, "text/plain; version=0.0.4; charset=utf-8", head=head, gz=gz)
+            await _send_large(writer, [body], "text/plain; version=0.0.4; charset=utf-8", head=head, gz=gz)
         elif req.path == "/status.json":
-            body = await self.rows.document({"actions": bool(self.tokens), "page": self.live.stats()})
-            await _send_large(writer, body, "application/json", head=head, gz=gz)
+            parts = await self.rows.document_parts({"actions": bool(self.tokens), "page": self.live.stats()})
+            await _send_large(writer, parts, "application/json", head=head, gz=gz)
         elif req.path == "/events" and not head:
             if self.live.full():
                 writer.write(_response(503, b"too many open status pages\n", "text/plain"))
