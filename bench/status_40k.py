@@ -146,6 +146,14 @@ async def serve_old(
     return unix, tcp, tcp.sockets[0].getsockname()[1]
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
@@ -187,6 +195,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for rnd in range(args.rounds):
             for mode in ("old", "new"):
                 sock = str(tmp / f"{mode}{rnd}.sock")
+                rss0 = _rss_mb()
                 cpu0, wall0 = time.process_time(), time.monotonic()
                 if mode == "old":
                     unix, tcp, port = await serve_old(director, sock)
@@ -201,6 +210,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 key = f"{mode}"
                 f = figures.setdefault(key, {})
                 f.setdefault("cpu_percent_nobody_asking", []).append(round(quiet_cpu, 1))
+                f.setdefault("rss_growth_while_nobody_asking_mb", []).append(round(_rss_mb() - rss0, 1))
                 requests = [("status", "unix", sock, "-"), ("/status.json", "tcp", str(port), "/status.json")]
                 requests.append(("/metrics", "tcp", str(port), "/metrics"))
                 if mode == "new":

@@ -103,6 +103,11 @@ def test_joined_document_and_metrics_are_the_one_go_ones(tmp_path: Path) -> None
         assert director.ramping
         for _ in range(30):  # more checks than the latency ring holds
             _result(director, sids[2], State.UP, "ok", 0.001)
+        for k in range(20):  # a ring nearly full, rendered; then some more: the oldest drop out
+            _result(director, sids[3], State.UP, "ok", 0.001 * k)
+        _same_doc(await rows.document(), director)
+        for k in range(10):
+            _result(director, sids[3], State.UP, "ok", 0.5 + 0.0001 * k)
         perform(director, {"action": "drain", "virtual": "10.201.0.1:80", "real": "127.1.1.2:1"}, "test")
         perform(director, {"action": "maintenance", "on": True, "real": "127.1.1.10:1"}, "test")
         await asyncio.sleep(0.05)  # the kernel write of all that

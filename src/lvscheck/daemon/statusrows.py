@@ -86,13 +86,16 @@ def _json(value: Any) -> str:
 
 
 class HistoryText:
-    """One real's history fields as JSON, kept between renders: a new check renders one latency."""
+    """One real's history fields as JSON, kept between renders: a new check renders one latency.
 
-    __slots__ = ("changes", "latencies", "seq", "transitions")
+    The latencies are kept as their joined text (one string, not one per latency: 40,000 reals)."""
+
+    __slots__ = ("changes", "count", "latencies", "seq", "transitions")
 
     def __init__(self) -> None:
         self.seq = 0
-        self.latencies: list[str] = []  # each ``repr(round(ms, 2))``, oldest first
+        self.latencies = ""  # ``repr(round(ms, 2))`` of each, oldest first, joined by ", "
+        self.count = 0
         self.changes = -1
         self.transitions = "[]"
 
@@ -101,10 +104,17 @@ class HistoryText:
             return _NO_HISTORY
         new = h.seq - self.seq
         if new < 0 or new >= LATENCIES:  # (a new history after a reload, or many checks since)
-            self.latencies = [repr(round(x * 1000, 2)) for x in h.recent_latencies()]
+            latest = h.recent_latencies()
+            self.latencies, self.count = ", ".join([repr(round(x * 1000, 2)) for x in latest]), len(latest)
         elif new:
-            self.latencies += [repr(round(x * 1000, 2)) for x in h.recent_latencies(new)]
-            del self.latencies[: len(self.latencies) - LATENCIES]
+            text = ", ".join([repr(round(x * 1000, 2)) for x in h.recent_latencies(new)])
+            self.latencies = f"{self.latencies}, {text}" if self.count else text
+            self.count += new
+            at = 0
+            for _ in range(self.count - LATENCIES):  # drop the oldest beyond the ring's size
+                at = self.latencies.index(", ", at) + 2
+            if at:
+                self.latencies, self.count = self.latencies[at:], LATENCIES
         self.seq = h.seq
         if h.changes != self.changes:
             self.changes = h.changes
@@ -112,7 +122,7 @@ class HistoryText:
             self.transitions = json.dumps(rows, default=str) if rows else "[]"
         last = _json(h.transitions[-1].at) if h.transitions else "null"
         return (
-            f'"seq": {h.seq}, "latencies_ms": [{", ".join(self.latencies)}], '
+            f'"seq": {h.seq}, "latencies_ms": [{self.latencies}], '
             f'"transitions": {self.transitions}, "transitions_total": {h.changes}, "last_transition": {last}'
         )
 
