@@ -231,9 +231,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     rows = rows_of(director)
                     f.setdefault("longest_slice_ms", []).append(round(rows.longest_slice * 1000, 1))
                     rows.close()
-                    from lvscheck.daemon import statusrows
-
-                    statusrows._shared.pop(director, None)  # the next round starts without rows
+                    director.view.on_flushed = director._placed  # the next round starts without rows
+                    del director.status_rows
         stop.set()
         await feeder
         for f in figures.values():

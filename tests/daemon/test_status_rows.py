@@ -145,10 +145,15 @@ def test_a_request_renders_only_the_reals_that_changed(tmp_path: Path) -> None:
         _result(director, sids[60], State.UP, "ok", 0.001)
         await rows.exposition()
         assert rows.rendered == 102  # the two reals with a new result, once for both outputs
+        await asyncio.sleep(0.2)  # the kernel write for the real that came up (its weight)
+        _same_doc(await rows.document(), director)
+        assert rows.rendered == 103  # that real again: its kernel weight, once written
         perform(director, {"action": "drain", "virtual": "10.201.0.3:80", "real": "127.1.1.51:1"}, "test")
         await rows.document()
-        assert rows.rendered == 102 + 25  # a drain: the reals of that virtual
+        assert rows.rendered == 103 + 25  # a drain: the reals of that virtual
+        await asyncio.sleep(0.2)
         _same_doc(await rows.document(), director)
+        assert rows.rendered == 103 + 25  # (it was down at weight 0: the drain wrote nothing)
 
     _run(director, body)
 

@@ -108,6 +108,7 @@ async def serve_control(director: Director, path: str, group: int | None = None)
                     if not isinstance(request, dict):
                         raise ActionError("a JSON object, please")
                     answer = perform(director, request, f"{_user_name(uid)} (uid {uid}, pid {pid})")
+                    rows_of(director).look_everywhere()  # (maintenance of a real already down)
                 except (ActionError, ValueError) as exc:
                     answer = {"error": str(exc)}
             else:

@@ -3,22 +3,25 @@
 ``lvscheck status``, ``/status.json``, the status page's snapshot and ``/metrics`` at 40,000
 reals used to be built in one go on the event loop (5.5 s of the loop).  Here each real
 keeps its rendered JSON row (exactly what ``json.dumps`` makes of
-:func:`lvscheck.daemon.status.real_row`) and its metrics lines.  A pass (:meth:`StatusRows.refresh`)
-finds the reals that changed since the previous pass and renders only those:
+:func:`lvscheck.daemon.status.real_row`) and its metrics lines, and a pass
+(:meth:`StatusRows.refresh`) renders only the reals whose row is out of date:
 
-* per virtual, a few C-level maps take a stamp of every real (its last result, the time of
-  it, its check count, track, maintenance, slow start and slot: every result, transition,
-  maintenance change and reload makes new ones) and its kernel entry; the lists are compared
-  with the previous pass's (identity first, so unchanged virtuals cost a list compare);
-* a change of the drained set re-renders the virtuals it names; reals in a slow start are
-  rendered every pass (their row says how long the climb has left).
+* the reals the history saw checked or changed since the previous pass
+  (:attr:`lvscheck.daemon.history.History.touched`, one set add per result), the reals of the
+  pools the kernel view wrote whose kernel entry differs (``on_flushed``), every real of a
+  virtual whose drained set changed, and the reals in a slow start (their row says how long
+  the climb has left);
+* every :data:`FULL_EVERY` seconds, after a reload and after an operator's action, a full look:
+  per virtual, a few C-level maps take a stamp of every real (the time of its last result,
+  track, maintenance, slow start, slot; and its kernel entry) and compare them with the stamps
+  of the rows (identity first).  That catches what no hook tells: a kernel entry reconcile
+  restored, a ``maintenancedir`` entry for a real already down.
 
-The pass runs in slices of :data:`SLICE` seconds (the loop runs between them) once a second in
-the background, so that a request finds at most a second of checks to render, and again at
-each request (what changed since).  Then the request joins the rows (the daemon-wide fields and
-the virtuals' flags are rendered fresh) and, for the metrics, writes each real's
-last-check age from the kept time.  Each row is one real's state at one moment; a document
-is assembled after the last slice, in one go.
+The pass runs in slices of :data:`SLICE` seconds (the loop runs between them) every
+:data:`EVERY` seconds in the background, so that a request finds little to render, and again at
+each request.  Then the request joins the rows under the rows' lock (no row changes while
+joined; the daemon-wide fields, the virtuals' flags and each real's last-check age are written
+fresh) into pieces of one virtual, which the caller writes one by one as the client reads.
 
 A director whose :meth:`status` adds fields (``--shadow``) gets the one-go document.
 """
@@ -31,7 +34,6 @@ import json
 import logging
 import math
 import time
-import weakref
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter
@@ -58,8 +60,13 @@ log = logging.getLogger("lvscheck.daemon")
 SLICE = 0.005
 #: Rows rendered between two looks at the clock.
 CHUNK = 32
-#: Seconds between two background passes.
-EVERY = 1.0
+#: Seconds between two background passes: what a request may find to render is this much of checks.
+EVERY = 0.25
+#: Seconds between two passes that compare every real's stamp (the others render the reals the
+#: history saw checked or changed, the virtuals a drain names and the slow starts: what else
+#: changes a row, a kernel entry restored by reconcile or a maintenance change of a real already
+#: down, shows within this time, or at once after an operator's action)
+FULL_EVERY = 5.0
 
 _string: Callable[[str], str] = encode_basestring_ascii
 #: What changes when a real's row may change (a new result brings a new time and a new Result).
@@ -230,10 +237,22 @@ class StatusRows:
         self._layout: Layout | None = None
         self._virtuals: list[_Virtual] = []
         self._by_sid: dict[str, tuple[_Virtual, int]] = {}
+        self._by_key: dict[str, _Virtual] = {}
+        self._flushed: set[str] = set()  # pools the kernel view wrote since the previous pass
+        told = director.view.on_flushed
+
+        def flushed(keys: set[str]) -> None:
+            self._flushed.update(keys)
+            told(keys)
+
+        director.view.on_flushed = flushed
         self._drained: frozenset[tuple[str, str]] = frozenset()
+        self._maintenance: frozenset[str] = frozenset()
         self._ramping: set[str] = set()
         self._lock = asyncio.Lock()
         self._started = 0.0  # when the current slice began (perf_counter)
+        self._full_wanted = True  # compare every stamp at the next pass
+        self._full_due = 0.0  # ... and from this monotonic time on
         self._task: asyncio.Task[None] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
@@ -281,10 +300,12 @@ class StatusRows:
                     started = time.perf_counter()
             if d.layout is layout:
                 self._layout, self._virtuals, self._by_sid = layout, virtuals, by_sid
+                self._by_key = {v.pool.key: v for v in virtuals}
                 return
 
     def _note_overrides(self) -> None:
-        """Drained set changed: the virtuals it names render all their reals; slow starts render."""
+        """Drained set changed: the virtuals it names render all their reals; maintenance set changed:
+        a full look; slow starts render."""
         d = self.director
         drained = frozenset(d.overrides.drained)
         if drained != self._drained:
@@ -293,6 +314,10 @@ class StatusRows:
                 if v.pool.name in names:
                     v.force = True
             self._drained = drained
+        maintenance = frozenset(d.overrides.maintenance)
+        if maintenance != self._maintenance:  # (``lvscheck maintenance``: a real already down too)
+            self._maintenance = maintenance
+            self._full_wanted = True
         ramping = set(d.ramping)
         for sid in ramping | self._ramping:  # climbing, or just stopped: its slowstart field
             where = self._by_sid.get(sid)
@@ -306,15 +331,68 @@ class StatusRows:
             await self._refresh()
             self.passes += 1
 
+    def look_everywhere(self) -> None:
+        """The next pass compares every real's stamp (after an operator's action)."""
+        self._full_wanted = True
+
     async def _refresh(self) -> None:
         d = self.director
         while True:
             if self._layout is not d.layout:  # (a reload switches layout and reals together)
                 await self._rebuild()
+                self._full_wanted = True
             self._note_overrides()
             self._started = time.perf_counter()
-            if await self._render_all():
+            if self._full_wanted or time.monotonic() >= self._full_due:
+                self._full_wanted = False
+                self._full_due = time.monotonic() + FULL_EVERY
+                d.history.touched = set()  # the stamps see all of it
+                done = await self._render_all()
+            else:
+                done = await self._render_touched()
+            if done:
                 return
+
+    async def _render_touched(self) -> bool:
+        """Render the reals the history saw checked or changed since the previous pass (and the
+        virtuals to render whole, the slow starts); False when a reload came between two slices."""
+        d = self.director
+        touched, d.history.touched = d.history.touched, set()
+        by_sid, probes = self._by_sid, d.probes
+        groups: dict[int, tuple[_Virtual, set[int]]] = {}
+        for rid in touched:
+            where = by_sid.get(rid)
+            if where is not None:
+                groups.setdefault(id(where[0]), (where[0], set()))[1].add(where[1])
+                continue
+            probe = probes.get(rid)  # a probe several virtuals share: its members
+            for sid in () if probe is None else probe.members:
+                where = by_sid.get(sid)
+                if where is not None:
+                    groups.setdefault(id(where[0]), (where[0], set()))[1].add(where[1])
+        flushed, self._flushed = self._flushed, set()
+        for key in flushed:  # the kernel view wrote these pools: their kernel weights
+            v = self._by_key.get(key)
+            if v is not None and v.kds is not None:
+                bucket = d.kernel.dests.get(v.pool.service.key) or {}
+                kds = list(map(bucket.get, v.keys))
+                if kds != v.kds:
+                    positions = groups.setdefault(id(v), (v, set()))[1]
+                    positions.update(i for i, (a, b) in enumerate(zip(kds, v.kds, strict=True)) if a != b)
+        for v in self._virtuals:
+            if v.force or v.again:
+                positions = groups.setdefault(id(v), (v, set()))[1]
+                positions.update(range(len(v.sids)) if v.force else v.again)
+                v.force = False
+                v.again.clear()
+        for v, positions in groups.values():
+            ordered = sorted(positions)
+            for start in range(0, len(ordered), CHUNK):
+                self._render(v, ordered[start : start + CHUNK])
+                if time.perf_counter() - self._started >= SLICE and not await self._pause():
+                    return False
+        self.longest_slice = max(self.longest_slice, time.perf_counter() - self._started)
+        return True
 
     async def _render_all(self) -> bool:
         """Render what changed in every virtual; False when a reload came between two slices."""
@@ -369,8 +447,11 @@ class StatusRows:
         ov = d.overrides
         name = v.pool.name
         bucket = d.kernel.dests.get(v.pool.service.key) or {}
+        stamps, kds = v.stamps, v.kds
         for i in positions:
             sid, rs, kd = v.sids[i], v.reals[i], bucket.get(v.keys[i])
+            if stamps is not None and kds is not None:  # what this row shows, for the next full look
+                stamps[i], kds[i] = _stamp(rs), kd
             h = hist.get(sid)
             drained = ov.is_drained(name, v.texts[i])
             v.rows[i] = render_row(d, v.names[i], sid, rs, kd, drained, h, v.histories[i])
@@ -415,47 +496,44 @@ class StatusRows:
 
     async def exposition(self) -> bytes:
         """What :func:`lvscheck.daemon.metrics.render_metrics` returns, as bytes, from the kept rows."""
+        return b"".join(await self.exposition_parts())
+
+    async def exposition_parts(self) -> list[bytes]:
+        """:meth:`exposition` in pieces (a family's lines of one virtual each), to write one by one."""
         d = self.director
         if not self.metrics:  # from now on every pass keeps the metric rows too
             self.metrics = True
             for v in self._virtuals:
                 v.force = True
-        await self.refresh()
-        now = time.time()
-        states: list[str] = []
-        weights: list[str] = []
-        guards: list[str] = []
-        latency: list[str] = []
-        age: list[str] = []
-        changes: list[str] = []
-        drained: list[str] = []
-        maint: list[str] = []
-        started = time.perf_counter()
-        layout = self._layout
-        for v in self._virtuals:
-            rows = [r for r in v.metric_rows if r is not None]
-            pstate = d.pools.get(v.pool.key)
-            guarded = int(bool(pstate and pstate.guarded))
-            guards.append(f'lvscheck_pool_guarded{{virtual="{M.esc(v.pool.name)}"}} {guarded}\n')
-            states.append("".join([r.state for r in rows]))
-            weights.append("".join([r.weight for r in rows]))
-            latency.append("".join([r.latency for r in rows]))
-            age.append("".join([_age(r, now) for r in rows if r.age_prefix]))
-            changes.append("".join([r.changes for r in rows]))
-            drained.append("".join([r.drained for r in rows]))
-            maint.append("".join([r.maintenance for r in rows]))
-            if time.perf_counter() - started >= SLICE:
-                await asyncio.sleep(0)
-                if self._layout is not layout:  # a reload: start over on the new layout
-                    return await self.exposition()
-                started = time.perf_counter()
-        out = "\n".join(M.head_lines(d) + M.STATE_HEAD) + "\n"
-        parts = [out, *states, _lines(M.WEIGHT_HEAD), *weights, _lines(M.GUARD_HEAD), *guards]
+        families: list[list[bytes]] = [[] for _ in range(8)]
+        states, weights, guards, latency, age, changes, drained, maint = families
+        async with self._lock:  # no pass re-renders a row while they are joined
+            await self._refresh()
+            self.passes += 1
+            now = time.time()
+            started = time.perf_counter()
+            for v in self._virtuals:
+                rows = [r for r in v.metric_rows if r is not None]
+                pstate = d.pools.get(v.pool.key)
+                guarded = int(bool(pstate and pstate.guarded))
+                guards.append(f'lvscheck_pool_guarded{{virtual="{M.esc(v.pool.name)}"}} {guarded}\n'.encode())
+                states.append("".join([r.state for r in rows]).encode())
+                weights.append("".join([r.weight for r in rows]).encode())
+                latency.append("".join([r.latency for r in rows]).encode())
+                age.append("".join([_age(r, now) for r in rows if r.age_prefix]).encode())
+                changes.append("".join([r.changes for r in rows]).encode())
+                drained.append("".join([r.drained for r in rows]).encode())
+                maint.append("".join([r.maintenance for r in rows]).encode())
+                if time.perf_counter() - started >= SLICE:
+                    await asyncio.sleep(0)  # (the lock holds the rows still meanwhile)
+                    started = time.perf_counter()
+        head = _lines(M.head_lines(d) + M.STATE_HEAD)
+        parts = [head, *states, _lines(M.WEIGHT_HEAD), *weights, _lines(M.GUARD_HEAD), *guards]
         for family, lines in zip(M.REAL_FAMILIES, (latency, age, changes, drained, maint), strict=True):
             parts.append(_lines(M.family_head(*family)))
             parts += lines
         parts.append(_lines(M.shadow_lines(d)))
-        return "".join(parts).encode()
+        return parts
 
 
 def _age(row: MetricRow, now: float) -> str:
@@ -480,18 +558,16 @@ def _new_virtual(pool: Pool, reals: list[RealState]) -> _Virtual:
     )
 
 
-def _lines(lines: list[str]) -> str:
-    return "".join(line + "\n" for line in lines)
-
-
-_shared: weakref.WeakKeyDictionary[Any, StatusRows] = weakref.WeakKeyDictionary()
+def _lines(lines: list[str]) -> bytes:
+    return "".join(line + "\n" for line in lines).encode()
 
 
 def rows_of(director: Director) -> StatusRows:
     """The director's :class:`StatusRows` (made and started on first use, inside its loop)."""
-    rows = _shared.get(director)
+    rows: StatusRows | None = getattr(director, "status_rows", None)
     if rows is None:
-        rows = _shared[director] = StatusRows(director)
+        rows = StatusRows(director)
+        setattr(director, "status_rows", rows)  # noqa: B010 - one per director, its own attribute
     with contextlib.suppress(RuntimeError):  # no running loop: no background pass
         rows.start()
     return rows

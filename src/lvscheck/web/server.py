@@ -181,8 +181,8 @@ class _Site:
             )
             return False
         if req.path == "/metrics":
-            body = await self.rows.exposition()
-            await _send_large(writer, [body], "text/plain; version=0.0.4; charset=utf-8", head=head, gz=gz)
+            parts = await self.rows.exposition_parts()
+            await _send_large(writer, parts, "text/plain; version=0.0.4; charset=utf-8", head=head, gz=gz)
         elif req.path == "/status.json":
             parts = await self.rows.document_parts({"actions": bool(self.tokens), "page": self.live.stats()})
             await _send_large(writer, parts, "application/json", head=head, gz=gz)
@@ -229,6 +229,7 @@ class _Site:
             if not isinstance(request, dict):
                 raise ActionError('the body is a JSON object: {"action": ..., "virtual": ..., "real": ...}')
             answer = perform(self.director, request, f"http:{who}@{where}")
+            self.rows.look_everywhere()  # (maintenance of a real already down)
         except (ActionError, ValueError) as exc:
             body = json.dumps({"ok": False, "error": str(exc)}).encode()
             return _response(409 if isinstance(exc, ActionError) else 400, body, "application/json")
