@@ -36,8 +36,8 @@ import math
 import time
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
-from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from operator import attrgetter, itemgetter
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lvscheck.daemon import metrics as M
 from lvscheck.daemon import status as S
@@ -173,9 +173,10 @@ def render_row(
     )
 
 
-@dataclass(slots=True)
-class MetricRow:
-    """One real's per-real metric lines (each ending in a newline); the age is written per request."""
+class MetricRow(NamedTuple):
+    """One real's per-real metric lines (each ending in a newline); the age is written per request.
+
+    A tuple: a request takes one field of every row with ``map(itemgetter(k), rows)`` (C-level)."""
 
     state: str
     weight: str
@@ -185,6 +186,11 @@ class MetricRow:
     maintenance: str
     age_prefix: str  # "" before its first result
     last_time: float
+
+
+#: the line fields of a MetricRow, in the order the families are written
+_LINE_FIELDS = [itemgetter(k) for k in (0, 1, 2, 3, 4, 5)]
+_AGE_FIELDS = itemgetter(6, 7)
 
 
 def render_metric_row(
@@ -433,7 +439,7 @@ class StatusRows:
                 v.again.union(
                     i
                     for i, (a, b, c, e) in enumerate(zip(stamps, old_stamps, kds, old_kds, strict=True))
-                    if c is not e or a != b
+                    if a != b or not (c is e or c == e)  # (a kernel write may make equal new entries)
                 )
             )
         v.force = False
@@ -517,13 +523,12 @@ class StatusRows:
                 pstate = d.pools.get(v.pool.key)
                 guarded = int(bool(pstate and pstate.guarded))
                 guards.append(f'lvscheck_pool_guarded{{virtual="{M.esc(v.pool.name)}"}} {guarded}\n'.encode())
-                states.append("".join([r.state for r in rows]).encode())
-                weights.append("".join([r.weight for r in rows]).encode())
-                latency.append("".join([r.latency for r in rows]).encode())
-                age.append("".join([_age(r, now) for r in rows if r.age_prefix]).encode())
-                changes.append("".join([r.changes for r in rows]).encode())
-                drained.append("".join([r.drained for r in rows]).encode())
-                maint.append("".join([r.maintenance for r in rows]).encode())
+                for out, take in zip(
+                    (states, weights, latency, changes, drained, maint), _LINE_FIELDS, strict=True
+                ):
+                    out.append("".join(map(take, rows)).encode())
+                ages = [f"{p}{max(0.0, now - t):.3f}\n" for p, t in map(_AGE_FIELDS, rows) if p]
+                age.append("".join(ages).encode())
                 if time.perf_counter() - started >= SLICE:
                     await asyncio.sleep(0)  # (the lock holds the rows still meanwhile)
                     started = time.perf_counter()
@@ -534,10 +539,6 @@ class StatusRows:
             parts += lines
         parts.append(_lines(M.shadow_lines(d)))
         return parts
-
-
-def _age(row: MetricRow, now: float) -> str:
-    return f"{row.age_prefix}{max(0.0, now - row.last_time):.3f}\n"
 
 
 def _new_virtual(pool: Pool, reals: list[RealState]) -> _Virtual:
