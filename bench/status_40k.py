@@ -15,9 +15,10 @@ Two servers over the same director, in the order A B A B:
   ``render_metrics(director)``, built in one go on the loop (the same functions, kept);
 * **new**: ``serve_control`` and ``serve_http``: rows kept per real, joined per request.
 
-Also the CPU the new server's background pass costs (process time over a window with no
-request, once the first pass over every real is over: new server listening minus old server
-listening, at the result rate the feed reached), the RSS the rows add, and the 1-minute load
+Each round starts with one ``status`` (for the new server: the first, which renders every real,
+in slices), then a window with no request (the background pass keeps the rows fresh for 15 min
+after a request): the daemon process's CPU then, new minus old, is what keeping the rows costs
+at the result rate the feed reached.  Also the size of the text kept, and the 1-minute load
 average beside each figure.
 
     .venv/bin/python bench/status_40k.py [--reals 40000] [--rate REALS/5] [--rounds 2] [--repeat 3]
@@ -147,6 +148,18 @@ async def serve_old(
     return unix, tcp, tcp.sockets[0].getsockname()[1]
 
 
+def kept_bytes(rows: Any) -> int:
+    """The size of the text the rows keep (each str object: header and characters)."""
+    total = 0
+    for v in rows._virtuals:
+        total += sum(map(sys.getsizeof, v.rows))
+        for m in v.metric_rows:
+            if m is not None:
+                total += sum(map(sys.getsizeof, m[:7])) + sys.getsizeof(m)
+        total += sum(sys.getsizeof(h.latencies) + sys.getsizeof(h.transitions) for h in v.histories)
+    return total
+
+
 def _rss_mb() -> float:
     with open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
@@ -205,13 +218,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     listener = await serve_http(director, "127.0.0.1", 0)
                     port = listener.sockets[0].getsockname()[1]
                     servers = [unix, listener]
-                await asyncio.sleep(3)  # the new rows' first pass (every real) is over
+                f = figures.setdefault(mode, {})
+                first = await ask("unix", sock, "-")  # the first status (new: renders every real)
+                f.setdefault("first status answer ms", []).append(round(first["s"] * 1000, 1))
+                f.setdefault("first status loop held ms", []).append(round(first["held"] * 1000, 1))
+                await asyncio.sleep(3)
                 cpu0, wall0 = time.process_time(), time.monotonic()
                 checks0 = sum(director.counters.checks.values())
                 await asyncio.sleep(args.quiet)  # nobody asks: the feed (and the new rows' pass) alone
                 quiet_cpu = 100 * (time.process_time() - cpu0) / (time.monotonic() - wall0)
-                key = f"{mode}"
-                f = figures.setdefault(key, {})
                 f.setdefault("cpu_percent_nobody_asking", []).append(round(quiet_cpu, 1))
                 rate = (sum(director.counters.checks.values()) - checks0) / (time.monotonic() - wall0)
                 f.setdefault("results_per_s_fed", []).append(round(rate))
@@ -235,6 +250,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
                     rows = rows_of(director)
                     f.setdefault("longest_slice_ms", []).append(round(rows.longest_slice * 1000, 1))
+                    f.setdefault("kept_text_mb", []).append(round(kept_bytes(rows) / 1e6, 1))
                     rows.close()
                     director.view.on_flushed = director._placed  # the next round starts without rows
                     del director.status_rows

@@ -125,7 +125,7 @@ async def serve_control(director: Director, path: str, group: int | None = None)
         finally:
             writer.close()
 
-    rows_of(director)  # its rows are kept from now on, so the first ``status`` finds them
+    rows_of(director)  # (its hook on the kernel view's writes is in place before any request)
     old = os.umask(0o077)
     try:
         server = await asyncio.start_unix_server(handle, path, limit=1 << 16)

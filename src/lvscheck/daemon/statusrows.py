@@ -18,10 +18,11 @@ keeps its rendered JSON row (exactly what ``json.dumps`` makes of
   restored, a ``maintenancedir`` entry for a real already down.
 
 The pass runs in slices of :data:`SLICE` seconds (the loop runs between them) every
-:data:`EVERY` seconds in the background, so that a request finds little to render, and again at
-each request.  Then the request joins the rows under the rows' lock (no row changes while
-joined; the daemon-wide fields, the virtuals' flags and each real's last-check age are written
-fresh) into pieces of one virtual, which the caller writes one by one as the client reads.
+:data:`EVERY` seconds in the background while requests come (:data:`IDLE`), so that a request
+finds little to render, and again at each request.  Then the request joins the rows under the
+rows' lock (no row changes while joined; the daemon-wide fields, the virtuals' flags and each
+real's last-check age are written fresh) into pieces of one virtual, which the caller writes
+one by one as the client reads.
 
 A director whose :meth:`status` adds fields (``--shadow``) gets the one-go document.
 """
@@ -29,7 +30,6 @@ A director whose :meth:`status` adds fields (``--shadow``) gets the one-go docum
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -62,6 +62,10 @@ SLICE = 0.005
 CHUNK = 32
 #: Seconds between two background passes: what a request may find to render is this much of checks.
 EVERY = 0.25
+#: Seconds after the last request during which the background pass keeps the rows fresh.  After
+#: that nothing is rendered until a request comes; that one renders what changed meanwhile
+#: (every real checked since: about 1 s at 40,000 reals, in slices) and starts the pass again.
+IDLE = 900.0
 #: Seconds between two passes that compare every real's stamp (the others render the reals the
 #: history saw checked or changed, the virtuals a drain names and the slow starts: what else
 #: changes a row, a kernel entry restored by reconcile or a maintenance change of a real already
@@ -259,12 +263,14 @@ class StatusRows:
         self._started = 0.0  # when the current slice began (perf_counter)
         self._full_wanted = True  # compare every stamp at the next pass
         self._full_due = 0.0  # ... and from this monotonic time on
+        self._asked = 0.0  # monotonic time of the last request
         self._task: asyncio.Task[None] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Run the background pass (once; it ends with the loop or :meth:`close`)."""
+    def asked(self) -> None:
+        """A request: keep the rows fresh in the background for the next :data:`IDLE` seconds."""
+        self._asked = time.monotonic()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._background())
 
@@ -276,8 +282,10 @@ class StatusRows:
     async def _background(self) -> None:
         while True:
             await asyncio.sleep(self.every)
-            if self.director.state == "stopping":
+            if self.director.state == "stopping" or not self._plain():
                 return
+            if time.monotonic() - self._asked > IDLE:
+                return  # nobody asked for a while: no rendering until somebody does
             try:
                 await self.refresh()
             except Exception:
@@ -483,6 +491,7 @@ class StatusRows:
             doc = d.status()
             doc.update(extra or {})
             return [json.dumps(doc, default=str).encode()]
+        self.asked()
         async with self._lock:  # no pass re-renders a row while the document is joined
             await self._refresh()
             self.passes += 1
@@ -511,6 +520,7 @@ class StatusRows:
             self.metrics = True
             for v in self._virtuals:
                 v.force = True
+        self.asked()
         families: list[list[bytes]] = [[] for _ in range(8)]
         states, weights, guards, latency, age, changes, drained, maint = families
         async with self._lock:  # no pass re-renders a row while they are joined
@@ -564,11 +574,10 @@ def _lines(lines: list[str]) -> bytes:
 
 
 def rows_of(director: Director) -> StatusRows:
-    """The director's :class:`StatusRows` (made and started on first use, inside its loop)."""
+    """The director's :class:`StatusRows` (made on first use; its background pass runs while
+    requests come, see :data:`IDLE`)."""
     rows: StatusRows | None = getattr(director, "status_rows", None)
     if rows is None:
         rows = StatusRows(director)
         setattr(director, "status_rows", rows)  # noqa: B010 - one per director, its own attribute
-    with contextlib.suppress(RuntimeError):  # no running loop: no background pass
-        rows.start()
     return rows
