@@ -93,6 +93,7 @@ class History:
 
     def forget(self, real_id: str) -> None:
         self.reals.pop(real_id, None)
+        self.touched.discard(real_id)
 
 
 def real_history(h: RealHistory | None) -> dict[str, object]:
