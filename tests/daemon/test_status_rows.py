@@ -4,8 +4,8 @@
   ``render_metrics`` make in one go, through results, transitions, drain, maintenance,
   slow start, fixed reals and reasons with control and non-ASCII characters;
 * a request renders only the reals that changed since the previous pass (structural);
-* at 8,000 reals, every real changed, a ``status`` request over the control socket never
-  holds the loop long: a ticker measures it against a quarter of the one-go document's time.
+* at 12,000 reals, every real changed, a ``status`` request over the control socket never
+  holds the loop long: a ticker measures it against a third of the one-go document's time.
 
 The daemon runs in-process with an in-memory IPVS table; its checks are ``connect`` checks to
 a port where nothing listens (they fail at once); the odd results are handed to the director
@@ -58,6 +58,13 @@ def _same_doc(text: bytes, director: Director) -> None:
 def _same_metrics(text: bytes, director: Director) -> None:
     age = re.compile(rb"(lvscheck_real_last_check_age_seconds\{[^}]*\}) [0-9.]+")
     assert age.sub(rb"\1", text) == age.sub(rb"\1", render_metrics(director).encode())
+
+
+def _one_go(director: Director) -> float:
+    """Seconds the one-go document (``status.document`` and ``json.dumps``) takes here now."""
+    started = time.perf_counter()
+    json.dumps(director.status(), default=str)
+    return time.perf_counter() - started
 
 
 def _result(director: Director, sid: str, state: State, reason: str, latency: float) -> None:
@@ -158,8 +165,8 @@ def test_a_request_renders_only_the_reals_that_changed(tmp_path: Path) -> None:
     _run(director, body)
 
 
-def test_status_of_8000_changed_reals_never_holds_the_loop_long(tmp_path: Path) -> None:
-    cf = _config(tmp_path / "rows.cf", 80, 100)
+def test_status_of_12000_changed_reals_never_holds_the_loop_long(tmp_path: Path) -> None:
+    cf = _config(tmp_path / "rows.cf", 120, 100)
     director = Director(str(cf), MemoryIPVS(), options=DirectorOptions(reconcile=0))
     sock = str(tmp_path / "control.sock")
 
@@ -170,6 +177,7 @@ def test_status_of_8000_changed_reals_never_holds_the_loop_long(tmp_path: Path) 
             for sid in director.reals:
                 _result(director, sid, State.DOWN, "refused again", 0.0005)
             await asyncio.sleep(0.5)  # the kernel write those results asked for (one batch) is done
+            one_go = _one_go(director)
             gaps: list[float] = []
             done = asyncio.Event()
 
@@ -192,15 +200,14 @@ def test_status_of_8000_changed_reals_never_holds_the_loop_long(tmp_path: Path) 
         finally:
             server.close()
         answer = json.loads(raw)
-        started = time.perf_counter()
-        json.dumps(director.status(), default=str)  # the document in one go, on this machine now
-        one_go = time.perf_counter() - started
-        assert sum(len(v["reals"]) for v in answer["virtuals"]) == 8000
+        one_go = min(one_go, _one_go(director))
+        assert sum(len(v["reals"]) for v in answer["virtuals"]) == 12000
         assert all(r["checks"] >= 1 for v in answer["virtuals"] for r in v["reals"])
-        # the one-go document held the loop 0.3-0.4 s here (main at 558fde8); slices are 5 ms.  The
-        # bound scales with this machine's speed now: a quarter of the one-go time, at least 0.1 s.
+        # main at 558fde8 built the document in one go: the loop was held for all of it (0.5 s and
+        # more here); slices are 5 ms, but a loaded machine or a garbage collection may stall the
+        # loop 0.2 s whatever runs.  So: a third of the one-go time on this machine now, or 0.25 s.
         held = max(gaps)
-        assert held < max(0.1, one_go / 4), f"the loop was held {held:.3f} s (one go: {one_go:.3f} s)"
+        assert held < max(0.25, one_go / 3), f"the loop was held {held:.3f} s (one go: {one_go:.3f} s)"
 
     _run(director, body, decided=False)
     assert rows_of(director).passes >= 1
