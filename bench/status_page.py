@@ -153,13 +153,13 @@ def cpu_only(reals: int) -> None:
                 "snapshot_gzip_bytes": len(gz),
             }
             live = Live(director)
-            live._baseline()
+            await live._baseline()
             ids = list(director.reals)
             for changed in (0, 1000, 5000, 10000):
                 for sid in ids[:changed]:
                     director.history.checked(sid, 0.002)
                 t0 = time.process_time()
-                delta = live.delta()
+                delta = await live.delta()
                 out[f"delta_{changed}_checked_ms"] = round(1000 * (time.process_time() - t0), 1)
                 out[f"delta_{changed}_checked_bytes"] = len(delta)
             out["load_avg"] = [round(x, 2) for x in os.getloadavg()]

@@ -23,6 +23,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from lvscheck.daemon.operate import ActionError, perform
+from lvscheck.daemon.statusrows import rows_of
 
 if TYPE_CHECKING:
     from lvscheck.daemon.director import Director
@@ -78,13 +79,14 @@ async def serve_control(director: Director, path: str, group: int | None = None)
             pid, uid, gid = _peer(writer)
             line = (await asyncio.wait_for(reader.readline(), 5)).decode(errors="replace").strip()
             answer: dict[str, Any]
+            parts: list[bytes] | None = None
             if not peer_allowed(pid, uid, gid, group):
                 log.warning(
                     "control socket: refused uid %d (pid %d): not root nor in the control group", uid, pid
                 )
                 answer = {"error": "permission denied: root or the control group only"}
-            elif line == "status":
-                answer = director.status()
+            elif line == "status":  # joined from rows kept per real: the loop is never held long
+                parts = await rows_of(director).document_parts()
             elif line == "ready":  # cheap: cluster agents poll it while the first checks run
                 undecided = sum(r.track.phase.value == "unknown" for r in director.reals.values())
                 answer = {
@@ -106,17 +108,24 @@ async def serve_control(director: Director, path: str, group: int | None = None)
                     if not isinstance(request, dict):
                         raise ActionError("a JSON object, please")
                     answer = perform(director, request, f"{_user_name(uid)} (uid {uid}, pid {pid})")
+                    rows_of(director).look_everywhere()  # (maintenance of a real already down)
                 except (ActionError, ValueError) as exc:
                     answer = {"error": str(exc)}
             else:
                 answer = {"error": f"unknown request {line!r}: status, ready, reload or a JSON action"}
-            writer.write(json.dumps(answer, default=str).encode() + b"\n")
+            if parts is None:
+                parts = [json.dumps(answer, default=str).encode()]
+            for part in parts:  # one virtual at a time: megabytes never copied in one go
+                writer.write(part)
+                await writer.drain()
+            writer.write(b"\n")
             await writer.drain()
         except (OSError, TimeoutError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
 
+    rows_of(director)  # (its hook on the kernel view's writes is in place before any request)
     old = os.umask(0o077)
     try:
         server = await asyncio.start_unix_server(handle, path, limit=1 << 16)

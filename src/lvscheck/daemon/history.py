@@ -56,6 +56,9 @@ class History:
 
     def __init__(self) -> None:
         self.reals: dict[str, RealHistory] = {}
+        #: ids checked or changed since the status rows last took this set (statusrows.py swaps it
+        #: for an empty one at each pass); at most one entry per real
+        self.touched: set[str] = set()
 
     def get(self, real_id: str) -> RealHistory:
         h = self.reals.get(real_id)
@@ -68,11 +71,13 @@ class History:
         h = self.reals.get(real_id) or self.get(real_id)
         h.latencies[h.seq % LATENCIES] = latency
         h.seq += 1
+        self.touched.add(real_id)
 
     def changed(self, real_id: str, at: float, was: str, now: str, reason: str) -> None:
         """``real_id`` went from phase ``was`` to ``now`` at wall-clock ``at``."""
         h = self.get(real_id)
         h.changes += 1
+        self.touched.add(real_id)
         h.transitions.append(Transition(at, was, now, reason))
         if len(h.transitions) > TRANSITIONS:
             del h.transitions[0]
@@ -88,6 +93,7 @@ class History:
 
     def forget(self, real_id: str) -> None:
         self.reals.pop(real_id, None)
+        self.touched.discard(real_id)
 
 
 def real_history(h: RealHistory | None) -> dict[str, object]:

@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from lvscheck.daemon.director import Director
 
-__all__ = ["render_metrics"]
+__all__ = ["PHASE_VALUE", "esc", "head_lines", "render_metrics", "shadow_lines"]
 
-_PHASE_VALUE = {"up": 1, "down": 0, "unknown": -1}
+PHASE_VALUE = {"up": 1, "down": 0, "unknown": -1}
 
 
-def _esc(value: str) -> str:
+def esc(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_metrics(director: Director) -> str:
+def head_lines(director: Director) -> list[str]:
+    """Everything before the per-real series: build info, counters, latency histogram, start lag."""
     import sys
-    import time
 
     from lvscheck._version import __version__
     from lvscheck.daemon.status import LATENCY_BOUNDS
@@ -34,7 +34,7 @@ def render_metrics(director: Director) -> str:
     add("# HELP lvscheck_build_info The running lvscheck: version and Python (always 1).")
     add("# TYPE lvscheck_build_info gauge")
     py = ".".join(map(str, sys.version_info[:3]))
-    add(f'lvscheck_build_info{{version="{_esc(__version__)}",python="{py}"}} 1')
+    add(f'lvscheck_build_info{{version="{esc(__version__)}",python="{py}"}} 1')
     add("# HELP lvscheck_checks_total Checks run, by result.")
     add("# TYPE lvscheck_checks_total counter")
     for state, n in sorted(c.checks.items()):
@@ -76,8 +76,43 @@ def render_metrics(director: Director) -> str:
         add(f"# HELP {name} {help_}")
         add(f"# TYPE {name} counter")
         add(f"{name} {value}")
-    add("# HELP lvscheck_real_state 1 up, 0 down, -1 not yet known.")
-    add("# TYPE lvscheck_real_state gauge")
+    return out
+
+
+#: HELP and TYPE lines of the per-real families, in the order they are written
+STATE_HEAD = [
+    "# HELP lvscheck_real_state 1 up, 0 down, -1 not yet known.",
+    "# TYPE lvscheck_real_state gauge",
+]
+WEIGHT_HEAD = [
+    "# HELP lvscheck_real_weight Weight in the kernel table (-1: no entry).",
+    "# TYPE lvscheck_real_weight gauge",
+]
+GUARD_HEAD = [
+    "# HELP lvscheck_pool_guarded 1 while the pool guard holds a pool (director-side failures).",
+    "# TYPE lvscheck_pool_guarded gauge",
+]
+REAL_FAMILIES = (
+    ("lvscheck_real_check_latency_seconds", "gauge", "Latency of the real's last check."),
+    ("lvscheck_real_last_check_age_seconds", "gauge", "Seconds since the real's last check."),
+    ("lvscheck_real_transitions_total", "counter", "State changes of the real."),
+    ("lvscheck_real_drained", "gauge", "1 while drained by an operator (weight 0)."),
+    ("lvscheck_real_maintenance", "gauge", "1 while in maintenance (lvscheck maintenance, maintenancedir)."),
+)
+
+
+def family_head(name: str, type_: str, help_: str) -> list[str]:
+    return [f"# HELP {name} {help_}", f"# TYPE {name} {type_}"]
+
+
+def render_metrics(director: Director) -> str:
+    """The whole exposition in one go (the HTTP listener assembles the same from kept rows:
+    :mod:`lvscheck.daemon.statusrows`)."""
+    import time
+
+    out = head_lines(director)
+    add = out.append
+    out += STATE_HEAD
     weights: list[str] = []
     guards: list[str] = []
     latency: list[str] = []
@@ -89,15 +124,15 @@ def render_metrics(director: Director) -> str:
     hist = director.history.reals
     ov = director.overrides
     for pool in director.layout.pools.values():
-        v = _esc(pool.name)
+        v = esc(pool.name)
         sk = pool.service.key
         pstate = director.pools.get(pool.key)
         guards.append(f'lvscheck_pool_guarded{{virtual="{v}"}} {int(bool(pstate and pstate.guarded))}')
         for sid in pool.slots:
             rs = director.reals[sid]
             real = str(rs.slot.dest)
-            labels = f'{{virtual="{v}",real="{_esc(real)}"}}'
-            add(f"lvscheck_real_state{labels} {_PHASE_VALUE[rs.track.phase.value]}")
+            labels = f'{{virtual="{v}",real="{esc(real)}"}}'
+            add(f"lvscheck_real_state{labels} {PHASE_VALUE[rs.track.phase.value]}")
             kd = director.kernel.dest(sk, *rs.slot.dest.key)
             weights.append(f"lvscheck_real_weight{labels} {-1 if kd is None else kd.weight}")
             if rs.last is not None and rs.last_time is not None:
@@ -107,32 +142,19 @@ def render_metrics(director: Director) -> str:
             changes.append(f"lvscheck_real_transitions_total{labels} {0 if h is None else h.changes}")
             drained.append(f"lvscheck_real_drained{labels} {int(ov.is_drained(pool.name, real))}")
             maint.append(f"lvscheck_real_maintenance{labels} {int(rs.maintenance is not None)}")
-    add("# HELP lvscheck_real_weight Weight in the kernel table (-1: no entry).")
-    add("# TYPE lvscheck_real_weight gauge")
+    out += WEIGHT_HEAD
     out += weights
-    add("# HELP lvscheck_pool_guarded 1 while the pool guard holds a pool (director-side failures).")
-    add("# TYPE lvscheck_pool_guarded gauge")
+    out += GUARD_HEAD
     out += guards
-    for name, type_, help_, lines in (
-        ("lvscheck_real_check_latency_seconds", "gauge", "Latency of the real's last check.", latency),
-        ("lvscheck_real_last_check_age_seconds", "gauge", "Seconds since the real's last check.", age),
-        ("lvscheck_real_transitions_total", "counter", "State changes of the real.", changes),
-        ("lvscheck_real_drained", "gauge", "1 while drained by an operator (weight 0).", drained),
-        (
-            "lvscheck_real_maintenance",
-            "gauge",
-            "1 while in maintenance (lvscheck maintenance, maintenancedir).",
-            maint,
-        ),
-    ):
-        add(f"# HELP {name} {help_}")
-        add(f"# TYPE {name} {type_}")
+    families = (latency, age, changes, drained, maint)
+    for (name, type_, help_), lines in zip(REAL_FAMILIES, families, strict=True):
+        out += family_head(name, type_, help_)
         out += lines
-    out += _shadow_lines(director)
+    out += shadow_lines(director)
     return "\n".join(out) + "\n"
 
 
-def _shadow_lines(director: Director) -> list[str]:
+def shadow_lines(director: Director) -> list[str]:
     """``daemon --shadow``: the disagreement gauge and counter (lvscheck.daemon.shadow)."""
     comparison = getattr(director, "comparison", None)
     if comparison is None:

@@ -30,6 +30,8 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from lvscheck.daemon.statusrows import SLICE, rows_of
+
 if TYPE_CHECKING:
     from lvscheck.daemon.director import Director
 
@@ -71,18 +73,29 @@ class Live:
     def full(self) -> bool:
         return len(self.watchers) >= MAX_WATCHERS
 
-    def add(self, writer: asyncio.StreamWriter, gzip: bool = False) -> None:
+    async def add(self, writer: asyncio.StreamWriter, gzip: bool = False) -> None:
         """Start a stream on ``writer``: a snapshot now, deltas every tick from now on.
 
         With ``gzip`` the stream is one gzip member flushed after every event (the browser
-        sent ``Accept-Encoding: gzip``): a delta shrinks about fivefold.
+        sent ``Accept-Encoding: gzip``): a delta shrinks about fivefold.  The snapshot (megabytes
+        at 40,000 reals) is joined from the kept rows and compressed in a thread; the watcher
+        gets deltas only once its snapshot is written.
         """
         if self._task is None or self._task.done():
-            self._baseline()
+            await self._baseline()
+        parts = [b"retry: 2000\n\n", *await self._snapshot_event()]
+        z = zlib.compressobj(1, zlib.DEFLATED, 31) if gzip else None
+        if z is not None:
+            parts = [await asyncio.to_thread(_compress, z, b"".join(parts))]
+        for part in parts:  # as the page reads (megabytes at 40,000 reals): never a backlog of it all
+            if writer.is_closing():
+                return
+            writer.write(part)
+            self.bytes_sent += len(part)
+            await writer.drain()
+        self.watchers[writer] = z
+        if self._task is None or self._task.done():  # (it ends when the last watcher goes)
             self._task = asyncio.get_running_loop().create_task(self._loop())
-        data = b"retry: 2000\n\n" + _sse("snapshot", self.snapshot())
-        self.watchers[writer] = zlib.compressobj(1, zlib.DEFLATED, 31) if gzip else None
-        self._write(writer, data)
 
     def close(self) -> None:
         for w in list(self.watchers):
@@ -105,12 +118,13 @@ class Live:
             writer.close()
 
     def _write(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        z = self.watchers.get(writer)
+        self._send(writer, data if z is None else _compress(z, data))
+
+    def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         if writer.is_closing() or writer.transport.get_write_buffer_size() > MAX_BACKLOG:
             self.remove(writer)
             return
-        z = self.watchers.get(writer)
-        if z is not None:
-            data = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
         writer.write(data)
         self.bytes_sent += len(data)
 
@@ -123,10 +137,11 @@ class Live:
                 d = self.director
                 cpu = time.process_time()
                 if d.counters.reloads != self._generation:
-                    self._baseline()
-                    data = _sse("snapshot", self.snapshot())
+                    await self._baseline()
+                    data = b"".join(await self._snapshot_event())
+                    cpu = time.process_time()  # (the rows were rendered between slices, not here)
                 else:
-                    data = _sse("delta", self.delta())
+                    data = _sse("delta", await self.delta())
                 self.ticks += 1
                 for w in list(self.watchers):
                     self._write(w, data)
@@ -138,14 +153,22 @@ class Live:
         finally:
             self._task = None
 
-    def snapshot(self) -> str:
-        doc = self.director.status()
-        doc["actions"] = self.actions
-        return _dumps(doc)
+    async def snapshot(self) -> list[bytes]:
+        """The status document and ``actions`` (JSON) in pieces, joined from the kept rows."""
+        return await rows_of(self.director).document_parts({"actions": self.actions})
 
-    def _scan(self, emit: bool) -> list[list[Any]]:
-        """One pass over the reals: compare with what was sent, remember, and (``emit``) make rows."""
+    async def _snapshot_event(self) -> list[bytes]:
+        return [b"event: snapshot\ndata: ", *await self.snapshot(), b"\n\n"]
+
+    async def _scan(self, emit: bool) -> list[list[Any]]:
+        """One pass over the reals: compare with what was sent, remember, and (``emit``) make rows.
+
+        In slices (:data:`~lvscheck.daemon.statusrows.SLICE`, the loop runs between them, one
+        virtual at least per slice); a reload between two slices leaves the rest for its snapshot.
+        """
         d = self.director
+        layout = d.layout
+        started = time.perf_counter()
         hist = d.history.reals
         ov = d.overrides
         seqs, states = self._seqs, self._states
@@ -205,18 +228,27 @@ class Live:
                         )
                 seqs[i], states[i] = seq, state
                 i += 1
+            if time.perf_counter() - started >= SLICE:
+                await asyncio.sleep(0)
+                if d.layout is not layout:
+                    break  # the next tick sends a snapshot
+                started = time.perf_counter()
         return rows
 
-    def _baseline(self) -> None:
+    async def _baseline(self) -> None:
         self._generation = self.director.counters.reloads
         self._seqs, self._states = [], []
-        self._scan(emit=False)
+        await self._scan(emit=False)
 
-    def delta(self) -> str:
+    async def delta(self) -> str:
         """The delta document since the previous tick (and move the baseline)."""
         d = self.director
-        rows = self._scan(emit=True)
+        rows = await self._scan(emit=True)
         return _dumps({"now": _now(), "rows": rows, "pools": _pool_flags(d), "health": _health(d)})
+
+
+def _compress(z: Any, data: bytes) -> bytes:
+    return bytes(z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH))
 
 
 def _now() -> float:

@@ -23,8 +23,8 @@ import logging
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from lvscheck.daemon.metrics import render_metrics
 from lvscheck.daemon.operate import ActionError, perform
+from lvscheck.daemon.statusrows import rows_of
 from lvscheck.web.live import Live
 from lvscheck.web.tokens import Tokens
 
@@ -93,17 +93,48 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
     return _Request(parts[0], parts[1].split("?", 1)[0], headers, body)
 
 
+def _header(status: int, length: int, ctype: str, extra: str = "") -> bytes:
+    return (
+        f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {length}\r\nConnection: close\r\nCache-Control: no-cache\r\n"
+        f"{_SECURITY}{extra}\r\n"
+    ).encode()
+
+
 def _response(
     status: int, body: bytes, ctype: str, *, head: bool = False, extra: str = "", gz: bool = False
 ) -> bytes:
     if gz and len(body) > 4096:
         body = gzip.compress(body, 5)
         extra += "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"
-    return (
-        f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\nCache-Control: no-cache\r\n"
-        f"{_SECURITY}{extra}\r\n"
-    ).encode() + (b"" if head else body)
+    return _header(status, len(body), ctype, extra) + (b"" if head else body)
+
+
+#: Bodies from this size on are gzipped in a thread (zlib lets go of the GIL): not on the loop.
+GZIP_IN_THREAD = 256 << 10
+
+
+async def _send_large(
+    writer: asyncio.StreamWriter, parts: list[bytes], ctype: str, *, head: bool, gz: bool
+) -> None:
+    """A 200 with a body of megabytes in ``parts`` (status document, metrics), written part by
+    part as the client reads; gzipped in a thread when large."""
+    extra = ""
+    length = sum(map(len, parts))
+    if gz and length > 4096:
+        parts = [await asyncio.to_thread(_gzip, parts) if length >= GZIP_IN_THREAD else _gzip(parts)]
+        length = len(parts[0])
+        extra = "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"
+    writer.write(_header(200, length, ctype, extra))
+    if head:
+        return
+    for part in parts:
+        writer.write(part)
+        await writer.drain()
+
+
+def _gzip(parts: list[bytes]) -> bytes:
+    return gzip.compress(b"".join(parts), 5)
 
 
 class _Site:
@@ -111,6 +142,8 @@ class _Site:
         self.director = director
         self.tokens = tokens
         self.live = Live(director, actions=bool(tokens))
+        self.rows = rows_of(director)
+        self.rows.metrics = True  # /metrics finds its rows kept, too
         self.assets = {path: (_asset(name), ctype) for path, (name, ctype) in _STATIC.items()}
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -120,7 +153,7 @@ class _Site:
             if request is None:
                 writer.write(_response(400, b"bad request\n", "text/plain"))
             else:
-                keep = self.answer(request, writer)
+                keep = await self.answer(request, writer)
             await writer.drain()
             if keep:  # the event stream: it ends when the page goes away (EOF)
                 while await reader.read(4096):
@@ -133,7 +166,7 @@ class _Site:
             else:
                 writer.close()
 
-    def answer(self, req: _Request, writer: asyncio.StreamWriter) -> bool:
+    async def answer(self, req: _Request, writer: asyncio.StreamWriter) -> bool:
         """Write the answer; True when the connection stays open (the event stream)."""
         head = req.method == "HEAD"
         gz = "gzip" in req.headers.get("accept-encoding", "")
@@ -148,14 +181,11 @@ class _Site:
             )
             return False
         if req.path == "/metrics":
-            body = render_metrics(self.director).encode()
-            writer.write(_response(200, body, "text/plain; version=0.0.4; charset=utf-8", head=head, gz=gz))
+            parts = await self.rows.exposition_parts()
+            await _send_large(writer, parts, "text/plain; version=0.0.4; charset=utf-8", head=head, gz=gz)
         elif req.path == "/status.json":
-            doc = self.director.status()
-            doc["actions"] = bool(self.tokens)
-            doc["page"] = self.live.stats()
-            body = json.dumps(doc, default=str).encode()
-            writer.write(_response(200, body, "application/json", head=head, gz=gz))
+            parts = await self.rows.document_parts({"actions": bool(self.tokens), "page": self.live.stats()})
+            await _send_large(writer, parts, "application/json", head=head, gz=gz)
         elif req.path == "/events" and not head:
             if self.live.full():
                 writer.write(_response(503, b"too many open status pages\n", "text/plain"))
@@ -166,7 +196,7 @@ class _Site:
                 + (b"Content-Encoding: gzip\r\n" if gz else b"")
                 + b"Connection: keep-alive\r\n\r\n"
             )
-            self.live.add(writer, gzip=gz)
+            await self.live.add(writer, gzip=gz)
             return True
         elif req.path in self.assets:
             body, ctype = self.assets[req.path]
@@ -199,6 +229,7 @@ class _Site:
             if not isinstance(request, dict):
                 raise ActionError('the body is a JSON object: {"action": ..., "virtual": ..., "real": ...}')
             answer = perform(self.director, request, f"http:{who}@{where}")
+            self.rows.look_everywhere()  # (maintenance of a real already down)
         except (ActionError, ValueError) as exc:
             body = json.dumps({"ok": False, "error": str(exc)}).encode()
             return _response(409 if isinstance(exc, ActionError) else 400, body, "application/json")
