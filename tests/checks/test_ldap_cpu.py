@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from tests.peers.hostile import serve
 
 from lvscheck import CheckSpec, Engine, Result, State, Target
@@ -98,3 +99,29 @@ def test_without_a_budget_ldap3_decodes_every_entry() -> None:
     assert result.state is State.DOWN
     assert f"returned {ENTRIES} entries" in result.reason, result.reason
     assert cpu > 0.6, cpu
+
+
+def _burn(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_the_guard_does_not_charge_cpu_spent_importing_modules() -> None:
+    """ldap3 loads parts of itself at a process's first dialogue (0.5 s of CPU in CI's slow
+    guest cut a healthy check against slapd): an interval with an import is not charged."""
+    import sys
+    import types
+
+    from lvscheck.checks._berguard import CountedSocket, Refused
+
+    guard = CountedSocket(None, cpu_budget=0.05, cpu_start=time.thread_time())
+    _burn(0.1)  # an "import": CPU spent while a module appears
+    sys.modules["_lvscheck_test_imported"] = types.ModuleType("_lvscheck_test_imported")
+    try:
+        guard.spend()  # not charged
+        _burn(0.1)  # the same CPU with no import: charged
+        with pytest.raises(Refused, match="parsing the LDAP messages"):
+            guard.spend()
+    finally:
+        del sys.modules["_lvscheck_test_imported"]

@@ -19,7 +19,8 @@ which ldap3 wraps and the check unwraps):
   (endless entries: ldap3 decodes each in Python, about 20 us of CPU apiece);
 * any ``recv``, and any message ldap3 has just decoded (:meth:`CountedSocket.spend`,
   called by the LDAP check), once the worker thread has used more than the check's CPU
-  budget (:mod:`lvscheck.engine.cpumeter`) since its dialogue began: ldap3 decodes in
+  budget (:mod:`lvscheck.engine.cpumeter`) since the guard was put in (an interval in
+  which a module was imported is not charged): ldap3 decodes in
   the worker thread, outside the event loop's meter, and a message of many tiny BER
   elements costs about 1 ms of CPU per KiB (a 240 KiB one: 0.23 s), all while holding
   the GIL.  The thread's own CPU clock is read once per ``recv`` and per message (a
@@ -30,6 +31,7 @@ which ldap3 wraps and the check unwraps):
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -52,7 +54,7 @@ class Refused(OSError):
 class _Walk:
     """The message walk, kept across ``recv`` calls and across a StartTLS re-wrap."""
 
-    __slots__ = ("cpu_budget", "cpu_start", "header", "messages", "skip", "total")
+    __slots__ = ("cpu_budget", "cpu_seen", "cpu_used", "header", "messages", "modules_seen", "skip", "total")
 
     def __init__(self, cpu_budget: float | None = None, cpu_start: float = 0.0) -> None:
         self.header = bytearray()  # a partial message header (tag, length octets)
@@ -60,14 +62,26 @@ class _Walk:
         self.total = 0
         self.messages = 0
         self.cpu_budget = cpu_budget  # seconds of this thread's CPU the dialogue may use; None: no bound
-        self.cpu_start = cpu_start  # time.thread_time() when the dialogue began
+        self.cpu_seen = cpu_start  # time.thread_time() at the last look
+        self.cpu_used = 0.0  # CPU charged to the dialogue so far
+        self.modules_seen = len(sys.modules)
 
     def spend(self) -> None:
-        """Refuse to read on once this thread has used more CPU than the budget."""
-        if self.cpu_budget is not None:
-            used = time.thread_time() - self.cpu_start
-            if used > self.cpu_budget:
-                raise Refused(f"{cpu_reason(self.cpu_budget, used)} (parsing the LDAP messages)")
+        """Refuse to read on once this thread has used more CPU than the budget.
+
+        The CPU between two looks is charged unless a module was imported meanwhile: ldap3
+        loads parts of itself at a process's first LDAP dialogue (half a second of CPU in a
+        slow VM), which is not the server's doing.
+        """
+        if self.cpu_budget is None:
+            return
+        now = time.thread_time()
+        modules = len(sys.modules)
+        if modules == self.modules_seen:
+            self.cpu_used += now - self.cpu_seen
+        self.cpu_seen, self.modules_seen = now, modules
+        if self.cpu_used > self.cpu_budget:
+            raise Refused(f"{cpu_reason(self.cpu_budget, self.cpu_used)} (parsing the LDAP messages)")
 
     def feed(self, data: bytes) -> None:
         self.total += len(data)

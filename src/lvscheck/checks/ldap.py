@@ -84,7 +84,6 @@ class _Job:
         self.counted: Any = None  # the _berguard.CountedSocket ldap3 reads from
         self.tls_error: BaseException | None = None
         self.cpu_budget: float | None = None  # the check's CPU budget (lvscheck.engine.cpumeter)
-        self.cpu_start = 0.0  # the worker thread's CPU clock when the dialogue began
         self.finished = False
         self.lock = threading.Lock()
 
@@ -176,7 +175,6 @@ class LdapCheck(Check):
         global _busy
         with _pool_lock:
             _busy += 1
-        job.cpu_start = time.thread_time()
         try:
             return self._talk(host, port, job)
         finally:
@@ -283,7 +281,7 @@ def _count(conn: Any, job: _Job) -> None:
         if job.counted is not None:
             counted = job.counted.rewrap(sock)
         else:
-            counted = CountedSocket(sock, cpu_budget=job.cpu_budget, cpu_start=job.cpu_start)
+            counted = CountedSocket(sock, cpu_budget=job.cpu_budget, cpu_start=time.thread_time())
             if job.cpu_budget is not None:
                 _spend_per_message(conn.strategy, job)
         job.counted = counted
